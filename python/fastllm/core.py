@@ -1,0 +1,532 @@
+"""The tiktoken-compatible :class:`Encoding`.
+
+Every method has tiktoken 0.14's name, keyword arguments, defaults, return type and errors; the
+work is done in Rust (``fastllm._fastllm.CoreBPE``) with the GIL released.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, AbstractSet, Any, Literal, NoReturn, Union
+
+from fastllm import _fastllm
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["Encoding", "resolve_pattern"]
+
+AllowedSpecial = Union[Literal["all"], AbstractSet[str]]
+DisallowedSpecial = Union[Literal["all"], Collection[str]]
+
+_PATTERN_NAMES = {
+    "r50k": _fastllm.R50K_PATTERN,
+    "r50k_base": _fastllm.R50K_PATTERN,
+    "gpt2": _fastllm.R50K_PATTERN,
+    "p50k": _fastllm.R50K_PATTERN,
+    "p50k_base": _fastllm.R50K_PATTERN,
+    "cl100k": _fastllm.CL100K_PATTERN,
+    "cl100k_base": _fastllm.CL100K_PATTERN,
+    "o200k": _fastllm.O200K_PATTERN,
+    "o200k_base": _fastllm.O200K_PATTERN,
+}
+
+
+def resolve_pattern(pat_str: str) -> str:
+    """Returns the regex for a known pattern name, or ``pat_str`` itself.
+
+    >>> resolve_pattern("cl100k").startswith("'(?i:")
+    True
+    """
+    return _PATTERN_NAMES.get(pat_str, pat_str)
+
+
+def _fix_surrogates(text: str) -> str:
+    # As tiktoken: lone surrogates cannot be UTF-8 encoded; they become U+FFFD.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _token_list(tokens: Sequence[int]) -> Sequence[int]:
+    """Lists and tuples go to Rust as they are; NumPy arrays and torch tensors via ``tolist``."""
+    if isinstance(tokens, (list, tuple)):
+        return tokens
+    tolist = getattr(tokens, "tolist", None)
+    if tolist is not None:
+        converted = tolist()
+        if isinstance(converted, list):
+            return converted
+    return list(tokens)
+
+
+class Encoding:
+    """A byte-pair encoding, token for token identical to ``tiktoken.Encoding``.
+
+    >>> import fastllm
+    >>> enc = fastllm.get_encoding("gpt2")
+    >>> enc.encode("hello world")
+    [31373, 995]
+    >>> enc.decode([31373, 995])
+    'hello world'
+    """
+
+    name: str
+    max_token_value: int
+    _pat_str: str
+    _special_tokens: dict[str, int]
+    _core_bpe: _fastllm.CoreBPE
+    _bundled: bool
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        pat_str: str,
+        mergeable_ranks: dict[bytes, int],
+        special_tokens: dict[str, int],
+        explicit_n_vocab: int | None = None,
+    ) -> None:
+        """Creates an encoding from its parts, exactly as ``tiktoken.Encoding(...)``.
+
+        ``pat_str`` is the pre-tokenizer regex, or one of the names ``"r50k"``, ``"cl100k"``,
+        ``"o200k"``.
+
+        >>> ranks = {bytes([b]): b for b in range(256)} | {b"ab": 256}
+        >>> enc = Encoding("toy", pat_str="r50k", mergeable_ranks=ranks, special_tokens={})
+        >>> enc.encode("abc")
+        [256, 99]
+        """
+        core = _fastllm.CoreBPE(mergeable_ranks, special_tokens, resolve_pattern(pat_str))
+        self._setup(name, core, explicit_n_vocab)
+
+    def _setup(self, name: str, core: _fastllm.CoreBPE, explicit_n_vocab: int | None) -> None:
+        self.name = name
+        self._core_bpe = core
+        self._pat_str = core.pattern
+        self._special_tokens = core.special_tokens()
+        self.max_token_value = core.max_token_value
+        self._bundled = False
+        if explicit_n_vocab:
+            n_tokens = core.n_mergeable + len(self._special_tokens)
+            if n_tokens != explicit_n_vocab or self.max_token_value != explicit_n_vocab - 1:
+                raise ValueError(
+                    f"explicit_n_vocab={explicit_n_vocab}, but the encoding has {n_tokens} "
+                    f"tokens and max_token_value={self.max_token_value}; they must equal "
+                    f"explicit_n_vocab and explicit_n_vocab - 1"
+                )
+
+    @classmethod
+    def _from_core(
+        cls, name: str, core: _fastllm.CoreBPE, explicit_n_vocab: int | None = None
+    ) -> Encoding:
+        enc = cls.__new__(cls)
+        enc._setup(name, core, explicit_n_vocab)
+        return enc
+
+    @classmethod
+    def from_tiktoken_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        pat_str: str,
+        special_tokens: dict[str, int] | None = None,
+        explicit_n_vocab: int | None = None,
+        expected_sha256: str | None = None,
+    ) -> Encoding:
+        """Loads a ``.tiktoken`` rank file (``base64-token rank`` per line) in one call.
+
+        ``name`` defaults to the file name without its extension. Give ``expected_sha256`` to
+        have the file checked.
+
+        >>> enc = Encoding.from_tiktoken_file(
+        ...     "o200k_base.tiktoken", pat_str="o200k",
+        ...     special_tokens={"<|endoftext|>": 199999, "<|endofprompt|>": 200018},
+        ... )  # doctest: +SKIP
+        """
+        path = os.fspath(path)
+        if name is None:
+            name = os.path.basename(path).rsplit(".", 1)[0]
+        core = _fastllm.CoreBPE.from_tiktoken_file(
+            path, special_tokens or {}, resolve_pattern(pat_str), expected_sha256
+        )
+        return cls._from_core(name, core, explicit_n_vocab)
+
+    @classmethod
+    def from_data_gym(
+        cls,
+        vocab_bpe_file: str | os.PathLike[str],
+        encoder_json_file: str | os.PathLike[str],
+        *,
+        name: str,
+        pat_str: str = "r50k",
+        special_tokens: dict[str, int] | None = None,
+        explicit_n_vocab: int | None = None,
+    ) -> Encoding:
+        """Loads GPT-2's original ``vocab.bpe`` + ``encoder.json`` pair.
+
+        >>> enc = Encoding.from_data_gym(
+        ...     "vocab.bpe", "encoder.json", name="gpt2",
+        ...     special_tokens={"<|endoftext|>": 50256},
+        ... )  # doctest: +SKIP
+        """
+        core = _fastllm.CoreBPE.from_data_gym(
+            os.fspath(vocab_bpe_file),
+            os.fspath(encoder_json_file),
+            special_tokens if special_tokens is not None else {},
+            resolve_pattern(pat_str),
+        )
+        return cls._from_core(name, core, explicit_n_vocab)
+
+    def __repr__(self) -> str:
+        return f"<Encoding {self.name!r}>"
+
+    # ====================
+    # Encoding
+    # ====================
+
+    def _special_args(
+        self, text: str, allowed_special: AllowedSpecial, disallowed_special: DisallowedSpecial
+    ) -> tuple[AbstractSet[str], Collection[str]]:
+        """Resolves ``"all"`` and checks, as tiktoken does, strings that are not special tokens."""
+        allowed: AbstractSet[str] = (
+            self.special_tokens_set if allowed_special == "all" else allowed_special
+        )
+        if disallowed_special == "all":
+            disallowed: Collection[str] = self.special_tokens_set - set(allowed)
+        else:
+            disallowed = disallowed_special
+        if disallowed and not self.special_tokens_set.issuperset(disallowed):
+            # tiktoken also refuses text matching a disallowed string that is not a special
+            # token; that rare case is checked here, the usual one in Rust.
+            if match := _special_token_regex(frozenset(disallowed)).search(text):
+                raise_disallowed_special_token(match.group())
+            disallowed = ()
+        return allowed, disallowed
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encodes a string into tokens, ignoring special tokens.
+
+        This is equivalent to ``encode(text, disallowed_special=())`` (but slightly faster).
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").encode_ordinary("hello world")
+        [31373, 995]
+        """
+        try:
+            return self._core_bpe.encode_ordinary(text)
+        except UnicodeEncodeError:
+            return self._core_bpe.encode_ordinary(_fix_surrogates(text))
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> list[int]:
+        """Encodes a string into tokens.
+
+        Text that matches a special token raises ``ValueError`` unless the token is in
+        ``allowed_special`` (then it becomes the special token's id) or is left out of
+        ``disallowed_special`` (then it is encoded as ordinary text). ``"all"`` means every
+        special token.
+
+        >>> import fastllm
+        >>> enc = fastllm.get_encoding("gpt2")
+        >>> enc.encode("hello world")
+        [31373, 995]
+        >>> enc.encode("<|endoftext|>", allowed_special="all")
+        [50256]
+        >>> enc.encode("<|endoftext|>", disallowed_special=())
+        [27, 91, 437, 1659, 5239, 91, 29]
+        """
+        allowed, disallowed = self._special_args(text, allowed_special, disallowed_special)
+        try:
+            return self._core_bpe.encode(text, allowed, disallowed)
+        except UnicodeEncodeError:
+            return self._core_bpe.encode(_fix_surrogates(text), allowed, disallowed)
+
+    def encode_to_numpy(
+        self,
+        text: str,
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> npt.NDArray[np.uint32]:
+        """Encodes a string into a writable ``uint32`` NumPy array (no Python list is built).
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").encode_to_numpy("hello world")
+        array([31373,   995], dtype=uint32)
+        """
+        allowed, disallowed = self._special_args(text, allowed_special, disallowed_special)
+        try:
+            return self._core_bpe.encode_to_numpy(text, allowed, disallowed)
+        except UnicodeEncodeError:
+            return self._core_bpe.encode_to_numpy(_fix_surrogates(text), allowed, disallowed)
+
+    def count_tokens(
+        self,
+        text: str,
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> int:
+        """The number of tokens ``encode`` would return, without building a list.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").count_tokens("hello world")
+        2
+        """
+        allowed, disallowed = self._special_args(text, allowed_special, disallowed_special)
+        try:
+            return self._core_bpe.count_tokens(text, allowed, disallowed)
+        except UnicodeEncodeError:
+            return self._core_bpe.count_tokens(_fix_surrogates(text), allowed, disallowed)
+
+    def encode_ordinary_batch(self, text: list[str], *, num_threads: int = 8) -> list[list[int]]:
+        """Encodes a list of strings in parallel (GIL released), ignoring special tokens.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").encode_ordinary_batch(["hello world", "goodbye world"])
+        [[31373, 995], [11274, 16390, 995]]
+        """
+        try:
+            return self._core_bpe.encode_ordinary_batch(text, num_threads)
+        except UnicodeEncodeError:
+            return self._core_bpe.encode_ordinary_batch(
+                [_fix_surrogates(t) for t in text], num_threads
+            )
+
+    def encode_batch(
+        self,
+        text: list[str],
+        *,
+        num_threads: int = 8,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> list[list[int]]:
+        """Encodes a list of strings in parallel; see :meth:`encode` for the special tokens.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").encode_batch(["hello world", "goodbye world"])
+        [[31373, 995], [11274, 16390, 995]]
+        """
+        allowed: AbstractSet[str] = (
+            self.special_tokens_set if allowed_special == "all" else allowed_special
+        )
+        if disallowed_special == "all":
+            disallowed: Collection[str] = self.special_tokens_set - set(allowed)
+        else:
+            disallowed = disallowed_special
+        if disallowed and not self.special_tokens_set.issuperset(disallowed):
+            for t in text:
+                self._special_args(t, allowed, disallowed)
+            disallowed = ()
+        try:
+            return self._core_bpe.encode_batch(text, allowed, disallowed, num_threads)
+        except UnicodeEncodeError:
+            fixed = [_fix_surrogates(t) for t in text]
+            return self._core_bpe.encode_batch(fixed, allowed, disallowed, num_threads)
+
+    def encode_single_token(self, text_or_bytes: str | bytes) -> int:
+        """Returns the id of the token whose text or bytes this is; ``KeyError`` if none.
+
+        Special tokens are found too.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").encode_single_token("hello")
+        31373
+        """
+        if isinstance(text_or_bytes, str):
+            text_or_bytes = text_or_bytes.encode("utf-8")
+        return self._core_bpe.encode_single_token(text_or_bytes)
+
+    # ====================
+    # Decoding
+    # ====================
+
+    def decode_bytes(self, tokens: Sequence[int]) -> bytes:
+        """Decodes tokens into bytes.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").decode_bytes([31373, 995])
+        b'hello world'
+        """
+        return self._core_bpe.decode_bytes(_token_list(tokens))
+
+    def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
+        """Decodes tokens into a string (invalid UTF-8 handled by ``errors``, as in tiktoken).
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").decode([31373, 995])
+        'hello world'
+        """
+        return self._core_bpe.decode_bytes(_token_list(tokens)).decode("utf-8", errors=errors)
+
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        """The bytes of one token (special tokens included); ``KeyError`` if there is none.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").decode_single_token_bytes(31373)
+        b'hello'
+        """
+        return self._core_bpe.decode_single_token_bytes(token)
+
+    def decode_tokens_bytes(self, tokens: Sequence[int]) -> list[bytes]:
+        """The bytes of each token, to see how a text was split.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").decode_tokens_bytes([31373, 995])
+        [b'hello', b' world']
+        """
+        return self._core_bpe.decode_tokens_bytes(_token_list(tokens))
+
+    def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
+        """Decodes tokens and gives the character offset where each token starts.
+
+        A token that starts inside a multi-byte character gets that character's offset. Raises
+        ``UnicodeDecodeError`` if the tokens do not decode to valid UTF-8 (as tiktoken).
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").decode_with_offsets([31373, 995])
+        ('hello world', [0, 5])
+        """
+        token_bytes = self.decode_tokens_bytes(tokens)
+        offsets = []
+        chars = 0
+        for piece in token_bytes:
+            starts_inside_char = bool(piece) and 0x80 <= piece[0] < 0xC0
+            offsets.append(max(0, chars - starts_inside_char))
+            chars += sum(1 for byte in piece if not 0x80 <= byte < 0xC0)
+        return b"".join(token_bytes).decode("utf-8", errors="strict"), offsets
+
+    def decode_batch(
+        self, batch: Sequence[Sequence[int]], *, errors: str = "replace", num_threads: int = 8
+    ) -> list[str]:
+        """Decodes a batch of token lists into strings, in parallel.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").decode_batch([[31373], [995]])
+        ['hello', ' world']
+        """
+        decoded = self._core_bpe.decode_bytes_batch([_token_list(t) for t in batch], num_threads)
+        return [b.decode("utf-8", errors=errors) for b in decoded]
+
+    def decode_bytes_batch(
+        self, batch: Sequence[Sequence[int]], *, num_threads: int = 8
+    ) -> list[bytes]:
+        """Decodes a batch of token lists into bytes, in parallel.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").decode_bytes_batch([[31373], [995]])
+        [b'hello', b' world']
+        """
+        return self._core_bpe.decode_bytes_batch([_token_list(t) for t in batch], num_threads)
+
+    # ====================
+    # Miscellaneous
+    # ====================
+
+    def token_byte_values(self) -> list[bytes]:
+        """The bytes of every mergeable token, sorted.
+
+        >>> import fastllm
+        >>> len(fastllm.get_encoding("gpt2").token_byte_values())
+        50256
+        """
+        return self._core_bpe.token_byte_values()
+
+    @property
+    def eot_token(self) -> int:
+        """The id of ``<|endoftext|>``.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").eot_token
+        50256
+        """
+        return self._special_tokens["<|endoftext|>"]
+
+    @functools.cached_property
+    def special_tokens_set(self) -> set[str]:
+        """The special tokens' strings.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").special_tokens_set
+        {'<|endoftext|>'}
+        """
+        return set(self._special_tokens)
+
+    @functools.cached_property
+    def _special_token_values(self) -> frozenset[int]:
+        return frozenset(self._special_tokens.values())
+
+    def is_special_token(self, token: int) -> bool:
+        """Whether ``token`` is the id of a special token.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").is_special_token(50256)
+        True
+        """
+        if not isinstance(token, int):
+            raise TypeError(f"token must be an int, got {type(token).__name__}")
+        return token in self._special_token_values
+
+    @property
+    def n_vocab(self) -> int:
+        """``max_token_value + 1`` (tiktoken keeps it for backwards compatibility).
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").n_vocab
+        50257
+        """
+        return self.max_token_value + 1
+
+    @functools.cached_property
+    def _mergeable_ranks(self) -> dict[bytes, int]:
+        return self._core_bpe.mergeable_ranks()
+
+    def _encode_single_piece(self, text_or_bytes: str | bytes) -> list[int]:
+        if isinstance(text_or_bytes, str):
+            text_or_bytes = text_or_bytes.encode("utf-8")
+        return self._core_bpe.encode_single_piece(text_or_bytes)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Bundled encodings pickle by name; others carry their ranks as .tiktoken bytes.
+        if self._bundled:
+            from fastllm.registry import get_encoding
+
+            return (get_encoding, (self.name,))
+        return (
+            _rebuild,
+            (self.name, self._pat_str, self._core_bpe.tiktoken_bytes(), self._special_tokens),
+        )
+
+
+def _rebuild(
+    name: str, pat_str: str, tiktoken_bytes: bytes, special_tokens: dict[str, int]
+) -> Encoding:
+    core = _fastllm.CoreBPE.from_tiktoken_bytes(tiktoken_bytes, special_tokens, pat_str)
+    return Encoding._from_core(name, core)
+
+
+@functools.lru_cache(maxsize=128)
+def _special_token_regex(tokens: frozenset[str]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(token) for token in tokens))
+
+
+def raise_disallowed_special_token(token: str) -> NoReturn:
+    """Raises tiktoken's ``ValueError`` for text that matches a disallowed special token."""
+    raise ValueError(
+        f"Encountered text corresponding to disallowed special token {token!r}.\n"
+        "If you want this text to be encoded as a special token, "
+        f"pass it to `allowed_special`, e.g. `allowed_special={{{token!r}, ...}}`.\n"
+        f"If you want this text to be encoded as normal text, disable the check for this token "
+        f"by passing `disallowed_special=(enc.special_tokens_set - {{{token!r}}})`.\n"
+        "To disable this check for all special tokens, pass `disallowed_special=()`.\n"
+    )
+

@@ -1,0 +1,471 @@
+//! `CoreBpe`: a complete encoding (mergeable ranks, special tokens, pre-tokenizer), with the
+//! encode and decode operations behind fastllm's tiktoken-compatible `Encoding`.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use rustc_hash::FxHashMap;
+
+use crate::bpe;
+use crate::error::{Error, Result};
+use crate::parallel;
+use crate::patterns;
+use crate::vocab::{Rank, Ranks};
+
+/// Largest token id accepted; the decoder is a flat table indexed by id.
+const MAX_TOKEN_ID: Rank = (1 << 26) - 1;
+
+/// Splits text into the pieces that BPE merges independently.
+enum Splitter {
+    Regex {
+        regex: fancy_regex::Regex,
+        pattern: String,
+    },
+}
+
+impl Splitter {
+    fn new(pattern: &str) -> Result<Self> {
+        let regex = fancy_regex::RegexBuilder::new(pattern)
+            .backtrack_limit(100_000_000)
+            .build()
+            .map_err(|e| Error::InvalidPattern {
+                pattern: pattern.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Splitter::Regex {
+            regex,
+            pattern: pattern.to_string(),
+        })
+    }
+
+    fn for_each_piece(&self, text: &str, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+        match self {
+            Splitter::Regex { regex, pattern } => {
+                for found in regex.find_iter(text) {
+                    let found = found.map_err(|e| Error::PatternFailed {
+                        pattern: pattern.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    f(found.as_str())?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Which special tokens a call allows or forbids, indexed like `CoreBpe::special_names`.
+#[derive(Clone, Debug, Default)]
+pub struct SpecialSet(Vec<bool>);
+
+impl SpecialSet {
+    fn contains(&self, index: usize) -> bool {
+        self.0.get(index).copied().unwrap_or(false)
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.0.iter().any(|&b| b)
+    }
+}
+
+/// Token id to bytes, as one buffer and a span per id (`u32::MAX` length = no such token).
+struct Decoder {
+    bytes: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+}
+
+impl Decoder {
+    const MISSING: (u32, u32) = (0, u32::MAX);
+
+    fn get(&self, token: Rank) -> Option<&[u8]> {
+        let &(start, len) = self.spans.get(token as usize)?;
+        if len == u32::MAX {
+            return None;
+        }
+        self.bytes
+            .get(start as usize..start as usize + len as usize)
+    }
+}
+
+pub struct CoreBpe {
+    ranks: Ranks,
+    special_names: Vec<String>,
+    special_ids: Vec<Rank>,
+    special_matcher: Option<AhoCorasick>,
+    longest_special: usize,
+    pattern: String,
+    splitter: Splitter,
+    decoder: Decoder,
+    max_token_value: Rank,
+}
+
+impl CoreBpe {
+    /// `pattern` may be a regex or a short name (`"r50k"`, `"cl100k"`, `"o200k"`).
+    pub fn new(
+        ranks: Ranks,
+        special_tokens: FxHashMap<String, Rank>,
+        pattern: &str,
+    ) -> Result<Self> {
+        let pattern = patterns::resolve(pattern).to_string();
+        let splitter = Splitter::new(&pattern)?;
+
+        let mut specials: Vec<(String, Rank)> = special_tokens.into_iter().collect();
+        specials.sort_unstable_by_key(|&(_, id)| id);
+        if let Some((name, _)) = specials.iter().find(|(name, _)| name.is_empty()) {
+            return Err(Error::InvalidArgument(format!(
+                "special token {name:?} is empty; special tokens must be non-empty strings"
+            )));
+        }
+        let special_names: Vec<String> = specials.iter().map(|(n, _)| n.clone()).collect();
+        let special_ids: Vec<Rank> = specials.iter().map(|&(_, id)| id).collect();
+        let special_matcher = if special_names.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .build(&special_names)
+                    .map_err(|e| Error::InvalidArgument(format!("special tokens: {e}")))?,
+            )
+        };
+        let longest_special = special_names.iter().map(String::len).max().unwrap_or(0);
+
+        let max_token_value = ranks
+            .values()
+            .chain(special_ids.iter())
+            .copied()
+            .max()
+            .unwrap_or(0);
+        if max_token_value > MAX_TOKEN_ID {
+            return Err(Error::InvalidArgument(format!(
+                "token id {max_token_value} is too large; ids must be below {}",
+                MAX_TOKEN_ID as u64 + 1
+            )));
+        }
+        let mut decoder = Decoder {
+            bytes: Vec::new(),
+            spans: vec![Decoder::MISSING; max_token_value as usize + 1],
+        };
+        let entries = ranks
+            .iter()
+            .map(|(k, &v)| (k.as_slice(), v))
+            .chain(specials.iter().map(|(n, id)| (n.as_bytes(), *id)));
+        for (bytes, id) in entries {
+            let slot = &mut decoder.spans[id as usize];
+            if *slot != Decoder::MISSING {
+                if ranks.get(bytes) == Some(&id) && (decoder.get(id) != Some(bytes)) {
+                    return Err(Error::InvalidArgument(format!(
+                        "mergeable_ranks gives rank {id} to two tokens; ranks must be unique"
+                    )));
+                }
+                // A special token that reuses a mergeable id decodes as the mergeable token,
+                // as in tiktoken.
+                continue;
+            }
+            *slot = (decoder.bytes.len() as u32, bytes.len() as u32);
+            decoder.bytes.extend_from_slice(bytes);
+        }
+
+        Ok(CoreBpe {
+            ranks,
+            special_names,
+            special_ids,
+            special_matcher,
+            longest_special,
+            pattern,
+            splitter,
+            decoder,
+            max_token_value,
+        })
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    pub fn ranks(&self) -> &Ranks {
+        &self.ranks
+    }
+
+    pub fn max_token_value(&self) -> Rank {
+        self.max_token_value
+    }
+
+    pub fn special_tokens(&self) -> impl Iterator<Item = (&str, Rank)> {
+        self.special_names
+            .iter()
+            .map(String::as_str)
+            .zip(self.special_ids.iter().copied())
+    }
+
+    /// The set of special tokens named in `names` (names that are not special tokens are ignored).
+    pub fn special_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> SpecialSet {
+        let mut set = vec![false; self.special_names.len()];
+        for name in names {
+            if let Some(i) = self.special_names.iter().position(|n| n == name) {
+                set[i] = true;
+            }
+        }
+        SpecialSet(set)
+    }
+
+    pub fn all_specials(&self) -> SpecialSet {
+        SpecialSet(vec![true; self.special_names.len()])
+    }
+
+    // ---- encoding ----
+
+    pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) -> Result<()> {
+        self.splitter.for_each_piece(text, |piece| {
+            bpe::encode_piece(piece.as_bytes(), &self.ranks, out).map_err(|at| {
+                let byte = piece.as_bytes().get(at).copied().unwrap_or(0);
+                Error::InvalidVocab {
+                    source: "mergeable_ranks".into(),
+                    reason: format!(
+                        "byte 0x{byte:02x} has no token; a byte-level BPE vocabulary must contain \
+                         all 256 single bytes"
+                    ),
+                }
+            })
+        })
+    }
+
+    pub fn encode_ordinary(&self, text: &str) -> Result<Vec<Rank>> {
+        let mut out = Vec::with_capacity(text.len() / 4 + 1);
+        self.encode_ordinary_into(text, &mut out)?;
+        Ok(out)
+    }
+
+    /// The leftmost special token in `text[from..]` whose index is in `set` (the longest one when
+    /// several start at the same byte), as (start, end, index).
+    fn find_special(
+        &self,
+        text: &str,
+        from: usize,
+        set: &SpecialSet,
+    ) -> Option<(usize, usize, usize)> {
+        let matcher = self.special_matcher.as_ref()?;
+        if set.is_empty() {
+            return None;
+        }
+        let hay = text.get(from..)?;
+        let mut best: Option<(usize, usize, usize)> = None;
+        for m in matcher.find_overlapping_iter(hay) {
+            if let Some((start, _, _)) = best {
+                if m.end() > start + self.longest_special {
+                    break;
+                }
+            }
+            let index = m.pattern().as_usize();
+            if !set.contains(index) {
+                continue;
+            }
+            let candidate = (from + m.start(), from + m.end(), index);
+            best = match best {
+                Some(b)
+                    if (b.0, std::cmp::Reverse(b.1))
+                        <= (candidate.0, std::cmp::Reverse(candidate.1)) =>
+                {
+                    Some(b)
+                }
+                _ => Some(candidate),
+            };
+        }
+        best
+    }
+
+    /// Encodes `text`, turning the special tokens in `allowed` into their ids. Fails with
+    /// [`Error::DisallowedSpecial`] if `text` contains a special token in `disallowed`.
+    pub fn encode(
+        &self,
+        text: &str,
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+    ) -> Result<Vec<Rank>> {
+        if let Some((_, _, index)) = self.find_special(text, 0, disallowed) {
+            return Err(Error::DisallowedSpecial(self.special_names[index].clone()));
+        }
+        let mut out = Vec::with_capacity(text.len() / 4 + 1);
+        let mut start = 0;
+        while let Some((s, e, index)) = self.find_special(text, start, allowed) {
+            self.encode_ordinary_into(&text[start..s], &mut out)?;
+            out.push(self.special_ids[index]);
+            start = e;
+        }
+        self.encode_ordinary_into(&text[start..], &mut out)?;
+        Ok(out)
+    }
+
+    pub fn encode_batch(
+        &self,
+        texts: &[&str],
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+        threads: usize,
+    ) -> Result<Vec<Vec<Rank>>> {
+        parallel::map(texts, threads, |text| {
+            self.encode(text, allowed, disallowed)
+        })
+        .into_iter()
+        .collect()
+    }
+
+    pub fn encode_ordinary_batch(&self, texts: &[&str], threads: usize) -> Result<Vec<Vec<Rank>>> {
+        parallel::map(texts, threads, |text| self.encode_ordinary(text))
+            .into_iter()
+            .collect()
+    }
+
+    /// BPE-encodes bytes as one piece, without pre-tokenization or special tokens.
+    pub fn encode_single_piece(&self, piece: &[u8]) -> Result<Vec<Rank>> {
+        let mut out = Vec::new();
+        bpe::encode_piece(piece, &self.ranks, &mut out)
+            .map_err(|_| Error::NotAToken(piece.to_vec()))?;
+        Ok(out)
+    }
+
+    pub fn encode_single_token(&self, piece: &[u8]) -> Result<Rank> {
+        if let Some(&rank) = self.ranks.get(piece) {
+            return Ok(rank);
+        }
+        if let Ok(name) = std::str::from_utf8(piece) {
+            if let Some(i) = self.special_names.iter().position(|n| n == name) {
+                return Ok(self.special_ids[i]);
+            }
+        }
+        Err(Error::NotAToken(piece.to_vec()))
+    }
+
+    // ---- decoding ----
+
+    pub fn decode_single_token_bytes(&self, token: Rank) -> Result<&[u8]> {
+        self.decoder.get(token).ok_or(Error::NoSuchToken(token))
+    }
+
+    pub fn decode_bytes(&self, tokens: &[Rank]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(tokens.len() * 4);
+        for &token in tokens {
+            out.extend_from_slice(self.decoder.get(token).ok_or(Error::InvalidToken(token))?);
+        }
+        Ok(out)
+    }
+
+    pub fn decode_bytes_batch(&self, batch: &[Vec<Rank>], threads: usize) -> Result<Vec<Vec<u8>>> {
+        parallel::map(batch, threads, |tokens| self.decode_bytes(tokens))
+            .into_iter()
+            .collect()
+    }
+
+    /// All mergeable token byte strings, sorted.
+    pub fn token_byte_values(&self) -> Vec<&[u8]> {
+        let mut values: Vec<&[u8]> = self.ranks.keys().map(Vec::as_slice).collect();
+        values.sort_unstable();
+        values
+    }
+}
+
+/// Python's `repr` of a string, for error messages that must read like tiktoken's.
+pub fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// tiktoken's message for a disallowed special token, word for word.
+pub fn disallowed_special_message(token: &str) -> String {
+    let r = py_repr(token);
+    format!(
+        "Encountered text corresponding to disallowed special token {r}.\n\
+         If you want this text to be encoded as a special token, pass it to `allowed_special`, \
+         e.g. `allowed_special={{{r}, ...}}`.\n\
+         If you want this text to be encoded as normal text, disable the check for this token by \
+         passing `disallowed_special=(enc.special_tokens_set - {{{r}}})`.\n\
+         To disable this check for all special tokens, pass `disallowed_special=()`.\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> Result<CoreBpe> {
+        let mut ranks = Ranks::default();
+        for b in 0..=255u8 {
+            ranks.insert(vec![b], Rank::from(b));
+        }
+        for (i, t) in ["he", "ll", "hell", "hello", " w", "or", " wor", " world"]
+            .iter()
+            .enumerate()
+        {
+            ranks.insert(t.as_bytes().to_vec(), 256 + i as Rank);
+        }
+        let mut specials = FxHashMap::default();
+        specials.insert("<|endoftext|>".to_string(), 300);
+        specials.insert("<|fim|>".to_string(), 301);
+        CoreBpe::new(ranks, specials, "r50k")
+    }
+
+    #[test]
+    fn encodes_and_decodes() -> Result<()> {
+        let bpe = toy()?;
+        let ids = bpe.encode_ordinary("hello world")?;
+        assert_eq!(ids, vec![259, 263]);
+        assert_eq!(bpe.decode_bytes(&ids)?, b"hello world".to_vec());
+        assert_eq!(bpe.decode_bytes(&[999]), Err(Error::InvalidToken(999)));
+        assert_eq!(bpe.max_token_value(), 301);
+        Ok(())
+    }
+
+    #[test]
+    fn special_tokens() -> Result<()> {
+        let bpe = toy()?;
+        let text = "hello<|endoftext|> world<|fim|>";
+        let none = bpe.special_set([]);
+        let eot = bpe.special_set(["<|endoftext|>"]);
+        let all = bpe.all_specials();
+        assert_eq!(bpe.encode(text, &eot, &none)?[..2], [259, 300]);
+        assert_eq!(bpe.encode(text, &all, &none)?.last(), Some(&301));
+        assert_eq!(
+            bpe.encode(text, &eot, &bpe.special_set(["<|fim|>"])),
+            Err(Error::DisallowedSpecial("<|fim|>".into()))
+        );
+        assert_eq!(bpe.encode(text, &none, &none)?, bpe.encode_ordinary(text)?);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_pattern_names_it() {
+        let err = CoreBpe::new(Ranks::default(), FxHashMap::default(), "(unclosed").map(|_| ());
+        assert_eq!(
+            err.map_err(|e| e.to_string().starts_with("invalid pat_str \"(unclosed\"")),
+            Err(true)
+        );
+    }
+
+    #[test]
+    fn repr_like_python() {
+        assert_eq!(py_repr("<|endoftext|>"), "'<|endoftext|>'");
+        assert_eq!(py_repr("it's"), "\"it's\"");
+        assert_eq!(py_repr("a\nb"), "'a\\nb'");
+    }
+}

@@ -1,0 +1,17 @@
+//! fastllm's Rust core: exact tiktoken-compatible byte-pair encoding and the data path of a
+//! GPT-style LLM built from scratch. Nothing here depends on Python; `py` (behind the `python`
+//! feature) is the one module that talks to pyo3.
+
+pub mod bpe;
+pub mod encoding;
+pub mod error;
+pub mod parallel;
+pub mod patterns;
+pub mod vocab;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use encoding::CoreBpe;
+pub use error::{Error, ErrorKind, Result};
+pub use vocab::{Rank, Ranks};

@@ -1,0 +1,74 @@
+//! Data parallelism without a persistent thread pool.
+//!
+//! Design notes: PyTorch DataLoader workers are forked from a parent that may already have used
+//! fastllm. A global pool (rayon's, say) created in the parent has no threads in the child, and
+//! the child deadlocks on its first parallel call. Scoped threads created per call and joined
+//! before returning leave nothing behind, so a forked child always starts clean. Spawning two
+//! threads costs tens of microseconds, negligible next to a batch worth parallelising; calls with
+//! one item or one thread run inline.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The number of threads to use when the caller asks for `requested` (0 = all cores).
+pub fn effective_threads(requested: usize, items: usize) -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let wanted = if requested == 0 {
+        cores
+    } else {
+        requested.min(cores)
+    };
+    wanted.min(items).max(1)
+}
+
+/// Applies `f` to every item on up to `threads` threads (0 = all cores) and returns the results in
+/// input order. Items are handed out one at a time, so uneven items balance across threads.
+pub fn map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = effective_threads(threads, items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            done.push((i, f(item)));
+        }
+        done
+    };
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(worker)).collect();
+        let mut place = |done: Vec<(usize, R)>| {
+            for (i, r) in done {
+                slots[i] = Some(r);
+            }
+        };
+        place(worker());
+        for handle in handles {
+            match handle.join() {
+                Ok(done) => place(done),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    slots.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order() {
+        let items: Vec<u64> = (0..1000).collect();
+        for threads in [0, 1, 2, 7] {
+            let out = map(&items, threads, |&x| x * x);
+            assert_eq!(out, items.iter().map(|x| x * x).collect::<Vec<_>>());
+        }
+        assert_eq!(map(&[] as &[u8], 4, |&x| x), Vec::<u8>::new());
+    }
+}

@@ -1,0 +1,322 @@
+//! `fastllm._fastllm.CoreBPE`: the Rust `CoreBpe` behind the Python `fastllm.Encoding`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyBytes, PyDict};
+use rustc_hash::FxHashMap;
+
+use crate::encoding::{CoreBpe, SpecialSet};
+use crate::vocab::{self, Rank, Ranks};
+
+#[pyclass(frozen, name = "CoreBPE", module = "fastllm._fastllm")]
+pub struct PyCoreBpe {
+    inner: CoreBpe,
+}
+
+fn specials_map(special_tokens: HashMap<String, Rank>) -> FxHashMap<String, Rank> {
+    special_tokens.into_iter().collect()
+}
+
+fn path_text(path: &std::path::Path) -> String {
+    path.display().to_string()
+}
+
+impl PyCoreBpe {
+    fn special_set(&self, names: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {
+        let mut owned: Vec<PyBackedStr> = Vec::new();
+        for item in names.try_iter()? {
+            let item = item?;
+            owned.push(item.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "special token names must be str, got {}",
+                    item.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?);
+        }
+        Ok(self.inner.special_set(owned.iter().map(|s| &**s)))
+    }
+}
+
+#[pymethods]
+impl PyCoreBpe {
+    /// Builds an encoding from a `dict[bytes, int]` of mergeable ranks.
+    #[new]
+    #[pyo3(signature = (mergeable_ranks, special_tokens, pat_str))]
+    fn new(
+        py: Python<'_>,
+        mergeable_ranks: &Bound<'_, PyDict>,
+        special_tokens: HashMap<String, Rank>,
+        pat_str: &str,
+    ) -> PyResult<Self> {
+        let mut ranks = Ranks::default();
+        ranks.reserve(mergeable_ranks.len());
+        for (key, value) in mergeable_ranks.iter() {
+            let token = key.cast::<PyBytes>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "mergeable_ranks keys must be bytes, got {}",
+                    key.repr().map(|r| r.to_string()).unwrap_or_default()
+                ))
+            })?;
+            ranks.insert(token.as_bytes().to_vec(), value.extract()?);
+        }
+        let pattern = pat_str.to_string();
+        let specials = specials_map(special_tokens);
+        let inner = py.detach(move || CoreBpe::new(ranks, specials, &pattern))?;
+        Ok(PyCoreBpe { inner })
+    }
+
+    /// Loads a `.tiktoken` rank file, checking its sha256 when `expected_sha256` is given.
+    #[staticmethod]
+    #[pyo3(signature = (path, special_tokens, pat_str, expected_sha256=None))]
+    fn from_tiktoken_file(
+        py: Python<'_>,
+        path: PathBuf,
+        special_tokens: HashMap<String, Rank>,
+        pat_str: &str,
+        expected_sha256: Option<&str>,
+    ) -> PyResult<Self> {
+        let specials = specials_map(special_tokens);
+        let pattern = pat_str.to_string();
+        let expected = expected_sha256.map(str::to_string);
+        let inner = py.detach(move || {
+            let source = path_text(&path);
+            let data = vocab::read_file(&source)?;
+            if let Some(expected) = expected {
+                vocab::verify_sha256(&data, &expected, &source)?;
+            }
+            let ranks = vocab::parse_tiktoken(&data, &source)?;
+            CoreBpe::new(ranks, specials, &pattern)
+        })?;
+        Ok(PyCoreBpe { inner })
+    }
+
+    /// Builds an encoding from the contents of a `.tiktoken` file (used to unpickle).
+    #[staticmethod]
+    #[pyo3(signature = (data, special_tokens, pat_str))]
+    fn from_tiktoken_bytes(
+        py: Python<'_>,
+        data: &[u8],
+        special_tokens: HashMap<String, Rank>,
+        pat_str: &str,
+    ) -> PyResult<Self> {
+        let specials = specials_map(special_tokens);
+        let pattern = pat_str.to_string();
+        let data = data.to_vec();
+        let inner = py.detach(move || {
+            let ranks = vocab::parse_tiktoken(&data, "<tiktoken bytes>")?;
+            CoreBpe::new(ranks, specials, &pattern)
+        })?;
+        Ok(PyCoreBpe { inner })
+    }
+
+    /// Loads GPT-2's original `vocab.bpe` + `encoder.json` pair.
+    #[staticmethod]
+    #[pyo3(signature = (vocab_bpe_path, encoder_json_path, special_tokens, pat_str))]
+    fn from_data_gym(
+        py: Python<'_>,
+        vocab_bpe_path: PathBuf,
+        encoder_json_path: PathBuf,
+        special_tokens: HashMap<String, Rank>,
+        pat_str: &str,
+    ) -> PyResult<Self> {
+        let specials = specials_map(special_tokens);
+        let pattern = pat_str.to_string();
+        let inner = py.detach(move || {
+            let (bpe_source, json_source) =
+                (path_text(&vocab_bpe_path), path_text(&encoder_json_path));
+            let bpe = vocab::read_file(&bpe_source)?;
+            let json = vocab::read_file(&json_source)?;
+            let ranks = vocab::parse_data_gym(&bpe, &bpe_source, &json, &json_source)?;
+            CoreBpe::new(ranks, specials, &pattern)
+        })?;
+        Ok(PyCoreBpe { inner })
+    }
+
+    #[getter]
+    fn pattern(&self) -> &str {
+        self.inner.pattern()
+    }
+
+    #[getter]
+    fn max_token_value(&self) -> Rank {
+        self.inner.max_token_value()
+    }
+
+    #[getter]
+    fn n_mergeable(&self) -> usize {
+        self.inner.ranks().len()
+    }
+
+    fn special_tokens(&self) -> HashMap<String, Rank> {
+        self.inner
+            .special_tokens()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }
+
+    /// The mergeable ranks as a new `dict[bytes, int]`.
+    fn mergeable_ranks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (token, rank) in self.inner.ranks() {
+            dict.set_item(PyBytes::new(py, token), rank)?;
+        }
+        Ok(dict)
+    }
+
+    /// The ranks in `.tiktoken` format.
+    fn tiktoken_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let data = py.detach(|| vocab::format_tiktoken(self.inner.ranks()));
+        PyBytes::new(py, &data)
+    }
+
+    // ---- encoding ----
+
+    fn encode_ordinary(&self, py: Python<'_>, text: PyBackedStr) -> PyResult<Vec<Rank>> {
+        Ok(py.detach(|| self.inner.encode_ordinary(&text))?)
+    }
+
+    fn encode(
+        &self,
+        py: Python<'_>,
+        text: PyBackedStr,
+        allowed_special: &Bound<'_, PyAny>,
+        disallowed_special: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Rank>> {
+        let allowed = self.special_set(allowed_special)?;
+        let disallowed = self.special_set(disallowed_special)?;
+        Ok(py.detach(|| self.inner.encode(&text, &allowed, &disallowed))?)
+    }
+
+    fn encode_to_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+        allowed_special: &Bound<'py, PyAny>,
+        disallowed_special: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<Rank>>> {
+        let allowed = self.special_set(allowed_special)?;
+        let disallowed = self.special_set(disallowed_special)?;
+        let tokens = py.detach(|| self.inner.encode(&text, &allowed, &disallowed))?;
+        Ok(tokens.into_pyarray(py))
+    }
+
+    fn count_tokens(
+        &self,
+        py: Python<'_>,
+        text: PyBackedStr,
+        allowed_special: &Bound<'_, PyAny>,
+        disallowed_special: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let allowed = self.special_set(allowed_special)?;
+        let disallowed = self.special_set(disallowed_special)?;
+        Ok(py.detach(|| {
+            self.inner
+                .encode(&text, &allowed, &disallowed)
+                .map(|t| t.len())
+        })?)
+    }
+
+    #[pyo3(signature = (texts, allowed_special, disallowed_special, num_threads=0))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<PyBackedStr>,
+        allowed_special: &Bound<'_, PyAny>,
+        disallowed_special: &Bound<'_, PyAny>,
+        num_threads: usize,
+    ) -> PyResult<Vec<Vec<Rank>>> {
+        let allowed = self.special_set(allowed_special)?;
+        let disallowed = self.special_set(disallowed_special)?;
+        Ok(py.detach(|| {
+            let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
+            self.inner
+                .encode_batch(&refs, &allowed, &disallowed, num_threads)
+        })?)
+    }
+
+    #[pyo3(signature = (texts, num_threads=0))]
+    fn encode_ordinary_batch(
+        &self,
+        py: Python<'_>,
+        texts: Vec<PyBackedStr>,
+        num_threads: usize,
+    ) -> PyResult<Vec<Vec<Rank>>> {
+        Ok(py.detach(|| {
+            let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
+            self.inner.encode_ordinary_batch(&refs, num_threads)
+        })?)
+    }
+
+    fn encode_single_token(&self, piece: &[u8]) -> PyResult<Rank> {
+        Ok(self.inner.encode_single_token(piece)?)
+    }
+
+    fn encode_single_piece(&self, py: Python<'_>, piece: &[u8]) -> PyResult<Vec<Rank>> {
+        let piece = piece.to_vec();
+        Ok(py.detach(|| self.inner.encode_single_piece(&piece))?)
+    }
+
+    // ---- decoding ----
+
+    fn decode_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: Vec<Rank>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let data = py.detach(|| self.inner.decode_bytes(&tokens))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    fn decode_single_token_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        token: Rank,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(
+            py,
+            self.inner.decode_single_token_bytes(token)?,
+        ))
+    }
+
+    fn decode_tokens_bytes<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: Vec<Rank>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        tokens
+            .iter()
+            .map(|&t| Ok(PyBytes::new(py, self.inner.decode_single_token_bytes(t)?)))
+            .collect()
+    }
+
+    #[pyo3(signature = (batch, num_threads=0))]
+    fn decode_bytes_batch<'py>(
+        &self,
+        py: Python<'py>,
+        batch: Vec<Vec<Rank>>,
+        num_threads: usize,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let decoded = py.detach(|| self.inner.decode_bytes_batch(&batch, num_threads))?;
+        Ok(decoded.iter().map(|d| PyBytes::new(py, d)).collect())
+    }
+
+    fn token_byte_values<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        self.inner
+            .token_byte_values()
+            .into_iter()
+            .map(|t| PyBytes::new(py, t))
+            .collect()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyCoreBpe>()
+}
