@@ -10,7 +10,8 @@ import functools
 import os
 import re
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, AbstractSet, Any, Literal, NoReturn, Union
+from collections.abc import Set as AbstractSet
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Union
 
 from fastllm import _fastllm
 
@@ -529,4 +530,3 @@ def raise_disallowed_special_token(token: str) -> NoReturn:
         f"by passing `disallowed_special=(enc.special_tokens_set - {{{token!r}}})`.\n"
         "To disable this check for all special tokens, pass `disallowed_special=()`.\n"
     )
-

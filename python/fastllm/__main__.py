@@ -1,0 +1,3 @@
+from fastllm.cli import main
+
+raise SystemExit(main())
