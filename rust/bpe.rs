@@ -1,152 +1,316 @@
-//! Byte-pair merging of one pre-tokenized piece.
+//! Byte-pair merging of one pre-tokenized piece, exactly as tiktoken merges it: repeatedly merge
+//! the adjacent pair whose concatenation has the lowest rank, the leftmost among equal ranks.
 //!
-//! Design notes (to be refined with measurements in the speed work):
-//! - A piece that is itself a token is looked up whole first (most English words are).
-//! - Short pieces use tiktoken's scheme: a vector of part boundaries and a linear scan for the
-//!   lowest-ranked adjacent pair. It is quadratic in the piece length but has a tiny constant.
-//! - Long pieces (a megabyte of `'a'`, a long run of CJK) switch to a binary heap over a linked
-//!   list of parts, O(n log n), so no input can make encoding quadratic.
-//!
-//! Both pick the lowest rank and, among equal ranks, the leftmost pair, so they merge identically.
+//! Design notes:
+//! - A piece that is itself a token is looked up whole first (most English words are), and a
+//!   one-byte piece is a table read.
+//! - Merging works on token ids, not bytes: `MergeTable` maps a pair of token ids to the id of
+//!   their concatenation (which is also its rank). Every part of a piece is a token at every step
+//!   (single bytes at first, then merges of tokens), so the pair table answers exactly what
+//!   tiktoken's byte-slice lookup answers, with one u64 hash instead of hashing a byte slice.
+//!   This needs all 256 single bytes in the vocabulary (true of every byte-level BPE); a
+//!   vocabulary without them falls back to slice lookups (`merge_bytes`).
+//! - Short pieces keep tiktoken's scheme (an array of parts and a linear scan for the lowest
+//!   rank): quadratic, but with a tiny constant and no allocation below `STACK_PARTS` bytes.
+//! - Long pieces (a megabyte of `'a'`, a long CJK run) use a binary heap over a linked list of
+//!   parts, O(n log n), so no input makes encoding quadratic. The heap orders by (rank, start),
+//!   which is tiktoken's lowest-rank-then-leftmost order.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap;
 
 use crate::vocab::{Rank, Ranks};
 
 const NO_RANK: Rank = Rank::MAX;
 
 /// Pieces at least this long use the heap merge.
-pub const HEAP_THRESHOLD: usize = 128;
+pub const HEAP_THRESHOLD: usize = 256;
+
+/// Pieces shorter than this merge in stack arrays.
+const STACK_PARTS: usize = 64;
+
+/// Pair of token ids → id of their concatenation, plus the id of each single byte.
+pub struct MergeTable {
+    byte_ids: [Rank; 256],
+    pairs: FxHashMap<u64, Rank>,
+    complete: bool,
+}
+
+#[inline]
+fn pair_key(left: Rank, right: Rank) -> u64 {
+    (u64::from(left) << 32) | u64::from(right)
+}
+
+impl MergeTable {
+    pub fn new(ranks: &Ranks) -> Self {
+        let mut byte_ids = [NO_RANK; 256];
+        for (b, slot) in byte_ids.iter_mut().enumerate() {
+            if let Some(&id) = ranks.get([b as u8].as_slice()) {
+                *slot = id;
+            }
+        }
+        let complete = byte_ids.iter().all(|&id| id != NO_RANK);
+        let mut pairs = FxHashMap::default();
+        if complete {
+            pairs.reserve(ranks.len() * 3);
+            for (token, &id) in ranks {
+                for cut in 1..token.len() {
+                    let (left, right) = token.split_at(cut);
+                    if let (Some(&l), Some(&r)) = (ranks.get(left), ranks.get(right)) {
+                        pairs.insert(pair_key(l, r), id);
+                    }
+                }
+            }
+        }
+        MergeTable {
+            byte_ids,
+            pairs,
+            complete,
+        }
+    }
+
+    #[inline]
+    fn pair(&self, left: Rank, right: Rank) -> Rank {
+        self.pairs
+            .get(&pair_key(left, right))
+            .copied()
+            .unwrap_or(NO_RANK)
+    }
+}
 
 /// Appends the tokens of `piece` to `out`. Returns `Err(position)` for a byte position whose single
 /// byte is not in the vocabulary (only possible with a user-supplied vocabulary).
-pub fn encode_piece(piece: &[u8], ranks: &Ranks, out: &mut Vec<Rank>) -> Result<(), usize> {
-    if piece.is_empty() {
-        return Ok(());
+pub fn encode_piece(
+    piece: &[u8],
+    ranks: &Ranks,
+    table: &MergeTable,
+    out: &mut Vec<Rank>,
+) -> Result<(), usize> {
+    match piece {
+        [] => return Ok(()),
+        [b] if table.byte_ids[usize::from(*b)] != NO_RANK => {
+            out.push(table.byte_ids[usize::from(*b)]);
+            return Ok(());
+        }
+        _ => {}
     }
     if let Some(&rank) = ranks.get(piece) {
         out.push(rank);
         return Ok(());
     }
-    if piece.len() < HEAP_THRESHOLD {
-        merge_small(piece, ranks, out)
-    } else {
-        merge_heap(piece, ranks, out)
+    if !table.complete {
+        return merge_bytes(piece, ranks, out);
     }
-}
-
-fn rank_of(ranks: &Ranks, bytes: &[u8]) -> Rank {
-    ranks.get(bytes).copied().unwrap_or(NO_RANK)
-}
-
-fn push_parts(
-    piece: &[u8],
-    starts: impl Iterator<Item = (usize, usize)>,
-    ranks: &Ranks,
-    out: &mut Vec<Rank>,
-) -> Result<(), usize> {
-    for (start, end) in starts {
-        match ranks.get(&piece[start..end]) {
-            Some(&rank) => out.push(rank),
-            None => return Err(start),
-        }
+    if piece.len() < STACK_PARTS {
+        merge_short(piece, table, out);
+    } else if piece.len() < HEAP_THRESHOLD {
+        merge_linear(piece, table, out);
+    } else {
+        merge_heap(piece, table, out);
     }
     Ok(())
 }
 
-fn merge_small(piece: &[u8], ranks: &Ranks, out: &mut Vec<Rank>) -> Result<(), usize> {
-    // parts[i] = (start of part i, rank of the pair made of part i and part i + 1).
-    let n = piece.len();
-    let mut parts: Vec<(usize, Rank)> = Vec::with_capacity(n + 1);
-    for i in 0..n.saturating_sub(1) {
-        parts.push((i, rank_of(ranks, &piece[i..i + 2])));
+fn merge_short(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
+    let mut ids = [0 as Rank; STACK_PARTS];
+    let mut pair_ranks = [NO_RANK; STACK_PARTS];
+    let n = piece.len().min(STACK_PARTS);
+    for (slot, &b) in ids.iter_mut().zip(piece) {
+        *slot = table.byte_ids[usize::from(b)];
     }
-    parts.push((n.saturating_sub(1), NO_RANK));
-    parts.push((n, NO_RANK));
+    merge_in_place(&mut ids[..n], &mut pair_ranks[..n], table, out);
+}
 
-    let pair_rank = |parts: &[(usize, Rank)], i: usize| -> Rank {
-        if i + 3 < parts.len() {
-            rank_of(ranks, &piece[parts[i].0..parts[i + 3].0])
-        } else {
-            NO_RANK
+fn merge_linear(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
+    let mut ids: Vec<Rank> = piece
+        .iter()
+        .map(|&b| table.byte_ids[usize::from(b)])
+        .collect();
+    let mut pair_ranks = vec![NO_RANK; ids.len()];
+    merge_in_place(&mut ids, &mut pair_ranks, table, out);
+}
+
+/// tiktoken's scan: `ids` holds the parts, `pair_ranks[i]` the rank of merging part i and i + 1.
+fn merge_in_place(
+    ids: &mut [Rank],
+    pair_ranks: &mut [Rank],
+    table: &MergeTable,
+    out: &mut Vec<Rank>,
+) {
+    let mut len = ids.len();
+    for i in 0..len.saturating_sub(1) {
+        pair_ranks[i] = table.pair(ids[i], ids[i + 1]);
+    }
+    while len > 1 {
+        let mut best = NO_RANK;
+        let mut at = 0;
+        for (i, &rank) in pair_ranks[..len - 1].iter().enumerate() {
+            if rank < best {
+                best = rank;
+                at = i;
+            }
         }
+        if best == NO_RANK {
+            break;
+        }
+        ids[at] = best;
+        ids.copy_within(at + 2..len, at + 1);
+        pair_ranks.copy_within(at + 1..len - 1, at);
+        len -= 1;
+        if at + 1 < len {
+            pair_ranks[at] = table.pair(ids[at], ids[at + 1]);
+        }
+        if at > 0 {
+            pair_ranks[at - 1] = table.pair(ids[at - 1], ids[at]);
+        }
+    }
+    out.extend_from_slice(&ids[..len]);
+}
+
+fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
+    // Node i starts at byte i. `next[i]` is the start of the following part (n at the end) and
+    // `pair_rank[i]` the rank of merging part i with it (NO_RANK for none or for a dead node).
+    //
+    // Pairs wait in one bucket per rank; a heap holds the ranks that have a bucket. The lowest
+    // bucket is merged left to right (tiktoken's order: lowest rank, then leftmost). A merge makes
+    // new pairs of other ranks (a longer token has a different rank), normally higher ones; if a
+    // new pair ranks lower than the bucket being merged (possible in vocabularies where a longer
+    // token predates its parts), the rest of the bucket is put back and the lower one goes first.
+    let n = piece.len();
+    let mut ids: Vec<Rank> = piece
+        .iter()
+        .map(|&b| table.byte_ids[usize::from(b)])
+        .collect();
+    let mut next: Vec<u32> = (1..=n as u32).collect();
+    let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
+    let mut pair_rank = vec![NO_RANK; n];
+    let mut buckets: FxHashMap<Rank, Vec<u32>> = FxHashMap::default();
+    let mut queue: BinaryHeap<Reverse<Rank>> = BinaryHeap::new();
+    let add = |buckets: &mut FxHashMap<Rank, Vec<u32>>,
+               queue: &mut BinaryHeap<Reverse<Rank>>,
+               rank: Rank,
+               i: usize| {
+        let bucket = buckets.entry(rank).or_default();
+        if bucket.is_empty() {
+            queue.push(Reverse(rank));
+        }
+        bucket.push(i as u32);
     };
+    for i in 0..n - 1 {
+        let rank = table.pair(ids[i], ids[i + 1]);
+        pair_rank[i] = rank;
+        if rank != NO_RANK {
+            add(&mut buckets, &mut queue, rank, i);
+        }
+    }
+    while let Some(Reverse(rank)) = queue.pop() {
+        let Some(mut positions) = buckets.remove(&rank) else {
+            continue;
+        };
+        if !positions.is_sorted() {
+            positions.sort_unstable();
+        }
+        let mut done = positions.len();
+        for (k, &at) in positions.iter().enumerate() {
+            let i = at as usize;
+            if pair_rank[i] != rank {
+                continue;
+            }
+            let j = next[i] as usize;
+            ids[i] = rank;
+            pair_rank[j] = NO_RANK;
+            pair_rank[i] = NO_RANK;
+            let after = next[j] as usize;
+            next[i] = after as u32;
+            let mut lower = false;
+            if after < n {
+                prev[after] = i as u32;
+                let r = table.pair(rank, ids[after]);
+                pair_rank[i] = r;
+                if r != NO_RANK {
+                    add(&mut buckets, &mut queue, r, i);
+                    lower |= r < rank;
+                }
+            }
+            let p = prev[i];
+            if p != u32::MAX {
+                let p = p as usize;
+                let r = table.pair(ids[p], rank);
+                pair_rank[p] = r;
+                if r != NO_RANK {
+                    add(&mut buckets, &mut queue, r, p);
+                    lower |= r < rank;
+                }
+            }
+            if lower {
+                done = k + 1;
+                break;
+            }
+        }
+        if done < positions.len() {
+            let rest = positions.split_off(done);
+            let bucket = buckets.entry(rank).or_default();
+            if bucket.is_empty() {
+                queue.push(Reverse(rank));
+            }
+            bucket.extend(rest);
+        }
+    }
+    let mut i = 0;
+    while i < n {
+        out.push(ids[i]);
+        i = next[i] as usize;
+    }
+}
+
+/// The byte-slice merge, for vocabularies that lack some single bytes.
+fn merge_bytes(piece: &[u8], ranks: &Ranks, out: &mut Vec<Rank>) -> Result<(), usize> {
+    let rank_of = |bytes: &[u8]| ranks.get(bytes).copied().unwrap_or(NO_RANK);
+    let n = piece.len();
+    // starts[i] = start of part i (plus a final n); pair_ranks[i] = rank of parts i and i + 1.
+    let mut starts: Vec<usize> = (0..=n).collect();
+    let mut pair_ranks: Vec<Rank> = (0..n)
+        .map(|i| {
+            if i + 2 <= n {
+                rank_of(&piece[i..i + 2])
+            } else {
+                NO_RANK
+            }
+        })
+        .collect();
     loop {
-        let mut best = (NO_RANK, 0usize);
-        for (i, &(_, rank)) in parts[..parts.len() - 1].iter().enumerate() {
+        let parts = starts.len() - 1;
+        let mut best = (NO_RANK, 0);
+        for (i, &rank) in pair_ranks[..parts.saturating_sub(1)].iter().enumerate() {
             if rank < best.0 {
                 best = (rank, i);
             }
         }
-        let (rank, i) = best;
+        let (rank, at) = best;
         if rank == NO_RANK {
             break;
         }
-        // Merge part i with part i + 1: part i's pair now spans to part i + 3's start.
-        parts[i].1 = pair_rank(&parts, i);
-        if i > 0 {
-            parts[i - 1].1 = pair_rank(&parts, i - 1);
-        }
-        parts.remove(i + 1);
-    }
-    push_parts(
-        piece,
-        parts.windows(2).map(|w| (w[0].0, w[1].0)),
-        ranks,
-        out,
-    )
-}
-
-fn merge_heap(piece: &[u8], ranks: &Ranks, out: &mut Vec<Rank>) -> Result<(), usize> {
-    // Node i starts at byte i; `next[i]` is the start of the following part (n at the end).
-    let n = piece.len();
-    let mut next: Vec<usize> = (1..=n).collect();
-    let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
-    let mut alive = vec![true; n];
-    let end_of_pair = |next: &[usize], i: usize| -> Option<usize> {
-        let j = next[i];
-        (j < n).then(|| next[j])
-    };
-    let mut heap: BinaryHeap<Reverse<(Rank, usize, usize)>> = BinaryHeap::with_capacity(n);
-    for i in 0..n - 1 {
-        let rank = rank_of(ranks, &piece[i..i + 2]);
-        if rank != NO_RANK {
-            heap.push(Reverse((rank, i, i + 2)));
+        starts.remove(at + 1);
+        pair_ranks.remove(at + 1);
+        let parts = starts.len() - 1;
+        pair_ranks[at] = if at + 2 <= parts {
+            rank_of(&piece[starts[at]..starts[at + 2]])
+        } else {
+            NO_RANK
+        };
+        if at > 0 {
+            pair_ranks[at - 1] = rank_of(&piece[starts[at - 1]..starts[at + 1]]);
         }
     }
-    while let Some(Reverse((_, i, end))) = heap.pop() {
-        if !alive[i] || end_of_pair(&next, i) != Some(end) {
-            continue;
-        }
-        let j = next[i];
-        next[i] = next[j];
-        if next[j] < n {
-            prev[next[j]] = i;
-        }
-        alive[j] = false;
-        if let Some(e) = end_of_pair(&next, i) {
-            let rank = rank_of(ranks, &piece[i..e]);
-            if rank != NO_RANK {
-                heap.push(Reverse((rank, i, e)));
-            }
-        }
-        let p = prev[i];
-        if p != usize::MAX {
-            let e = next[i];
-            let rank = rank_of(ranks, &piece[p..e]);
-            if rank != NO_RANK {
-                heap.push(Reverse((rank, p, e)));
-            }
+    for w in starts.windows(2) {
+        match ranks.get(&piece[w[0]..w[1]]) {
+            Some(&rank) => out.push(rank),
+            None => return Err(w[0]),
         }
     }
-    let mut bounds = Vec::new();
-    let mut i = 0;
-    while i < n {
-        bounds.push((i, next[i]));
-        i = next[i];
-    }
-    push_parts(piece, bounds.into_iter(), ranks, out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -158,53 +322,119 @@ mod tests {
         for b in 0..=255u8 {
             ranks.insert(vec![b], Rank::from(b));
         }
-        for (i, t) in ["aa", "ab", "aaaa", "bc", "abc", "aaab"].iter().enumerate() {
+        for (i, t) in [
+            "aa", "ab", "aaaa", "bc", "abc", "aaab", "ca", "aaaaaaaa", "bcaa",
+        ]
+        .iter()
+        .enumerate()
+        {
             ranks.insert(t.as_bytes().to_vec(), 256 + i as Rank);
         }
         ranks
     }
 
-    fn both(piece: &[u8], ranks: &Ranks) -> (Vec<Rank>, Vec<Rank>) {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        assert_eq!(merge_small(piece, ranks, &mut a), Ok(()));
-        assert_eq!(merge_heap(piece, ranks, &mut b), Ok(()));
-        (a, b)
+    fn random_piece(state: &mut u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                b"aabc"[(*state >> 33) as usize % 4]
+            })
+            .collect()
     }
 
     #[test]
-    fn small_and_heap_agree() {
+    fn all_strategies_agree() {
         let ranks = toy_ranks();
+        let table = MergeTable::new(&ranks);
         let mut state = 12345u64;
-        for len in 2..200 {
-            let piece: Vec<u8> = (0..len)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    b"aabc"[(state >> 33) as usize % 4]
-                })
-                .collect();
-            let (a, b) = both(&piece, &ranks);
-            assert_eq!(a, b, "piece {:?}", String::from_utf8_lossy(&piece));
+        for len in 2..400 {
+            let piece = random_piece(&mut state, len);
+            let mut reference = Vec::new();
+            assert_eq!(merge_bytes(&piece, &ranks, &mut reference), Ok(()));
+            let mut linear = Vec::new();
+            merge_linear(&piece, &table, &mut linear);
+            let mut heap = Vec::new();
+            merge_heap(&piece, &table, &mut heap);
+            assert_eq!(
+                linear,
+                reference,
+                "linear, piece {:?}",
+                String::from_utf8_lossy(&piece)
+            );
+            assert_eq!(
+                heap,
+                reference,
+                "heap, piece {:?}",
+                String::from_utf8_lossy(&piece)
+            );
+            if len < STACK_PARTS {
+                let mut short = Vec::new();
+                merge_short(&piece, &table, &mut short);
+                assert_eq!(short, reference);
+            }
+        }
+    }
+
+    #[test]
+    fn longer_token_ranked_before_its_parts() {
+        // "abc" predates "bc" and "ab": merging b+c creates the pair (a, bc) whose rank is lower
+        // than the bucket being merged; the result must still equal the reference.
+        let mut ranks = Ranks::default();
+        for b in 0..=255u8 {
+            ranks.insert(vec![b], Rank::from(b));
+        }
+        for (i, t) in ["abc", "bc", "ab", "ca", "abcabc", "cab"]
+            .iter()
+            .enumerate()
+        {
+            ranks.insert(t.as_bytes().to_vec(), 256 + i as Rank);
+        }
+        let table = MergeTable::new(&ranks);
+        let mut state = 99u64;
+        for len in [2, 5, 64, 255, 256, 300, 1000, 5000] {
+            for _ in 0..5 {
+                let piece = random_piece(&mut state, len);
+                let mut reference = Vec::new();
+                assert_eq!(merge_bytes(&piece, &ranks, &mut reference), Ok(()));
+                let mut ours = Vec::new();
+                assert_eq!(encode_piece(&piece, &ranks, &table, &mut ours), Ok(()));
+                assert_eq!(ours, reference);
+                let mut heap = Vec::new();
+                if len >= 2 {
+                    merge_heap(&piece, &table, &mut heap);
+                    assert_eq!(heap, reference);
+                }
+            }
         }
     }
 
     #[test]
     fn leftmost_wins_ties() {
         let ranks = toy_ranks();
-        // "aaa": pairs (0,1) and (1,2) have the same rank; the left one merges.
-        let (a, b) = both(b"aaa", &ranks);
-        assert_eq!(a, vec![256, u32::from(b'a')]);
-        assert_eq!(b, a);
-        let (a, _) = both(b"aaaaa", &ranks);
-        assert_eq!(a, vec![258, u32::from(b'a')]);
+        let table = MergeTable::new(&ranks);
+        let mut out = Vec::new();
+        assert_eq!(encode_piece(b"aaa", &ranks, &table, &mut out), Ok(()));
+        assert_eq!(out, vec![256, u32::from(b'a')]);
+        out.clear();
+        assert_eq!(encode_piece(b"aaaaa", &ranks, &table, &mut out), Ok(()));
+        assert_eq!(out, vec![258, u32::from(b'a')]);
+        out.clear();
+        merge_heap(b"aaaaa", &table, &mut out);
+        assert_eq!(out, vec![258, u32::from(b'a')]);
     }
 
     #[test]
-    fn missing_byte_is_reported() {
+    fn incomplete_vocabulary_falls_back_and_reports_missing_byte() {
         let mut ranks = Ranks::default();
         ranks.insert(b"a".to_vec(), 0);
+        ranks.insert(b"b".to_vec(), 1);
+        ranks.insert(b"ab".to_vec(), 2);
+        let table = MergeTable::new(&ranks);
         let mut out = Vec::new();
-        assert_eq!(encode_piece(b"ab", &ranks, &mut out), Err(1));
+        assert_eq!(encode_piece(b"abab", &ranks, &table, &mut out), Ok(()));
+        assert_eq!(out, vec![2, 2]);
+        assert_eq!(encode_piece(b"abc", &ranks, &table, &mut out), Err(2));
     }
 }

@@ -87,6 +87,7 @@ impl Decoder {
 
 pub struct CoreBpe {
     ranks: Ranks,
+    merges: bpe::MergeTable,
     special_names: Vec<String>,
     special_ids: Vec<Rank>,
     special_matcher: Option<AhoCorasick>,
@@ -165,6 +166,7 @@ impl CoreBpe {
         }
 
         Ok(CoreBpe {
+            merges: bpe::MergeTable::new(&ranks),
             ranks,
             special_names,
             special_ids,
@@ -215,7 +217,7 @@ impl CoreBpe {
 
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) -> Result<()> {
         self.splitter.for_each_piece(text, |piece| {
-            bpe::encode_piece(piece.as_bytes(), &self.ranks, out).map_err(|at| {
+            bpe::encode_piece(piece.as_bytes(), &self.ranks, &self.merges, out).map_err(|at| {
                 let byte = piece.as_bytes().get(at).copied().unwrap_or(0);
                 Error::InvalidVocab {
                     source: "mergeable_ranks".into(),
@@ -317,7 +319,7 @@ impl CoreBpe {
     /// BPE-encodes bytes as one piece, without pre-tokenization or special tokens.
     pub fn encode_single_piece(&self, piece: &[u8]) -> Result<Vec<Rank>> {
         let mut out = Vec::new();
-        bpe::encode_piece(piece, &self.ranks, &mut out)
+        bpe::encode_piece(piece, &self.ranks, &self.merges, &mut out)
             .map_err(|_| Error::NotAToken(piece.to_vec()))?;
         Ok(out)
     }
