@@ -74,6 +74,9 @@ struct Decoder {
 
 impl Decoder {
     const MISSING: (u32, u32) = (0, u32::MAX);
+    /// `bytes` ends with this many zero bytes, so any token of at most this length can be copied
+    /// as one fixed-size block (a constant-size copy instead of a `memcpy` call per token).
+    const PAD: usize = 16;
 
     fn get(&self, token: Rank) -> Option<&[u8]> {
         let &(start, len) = self.spans.get(token as usize)?;
@@ -82,6 +85,31 @@ impl Decoder {
         }
         self.bytes
             .get(start as usize..start as usize + len as usize)
+    }
+
+    fn decode_into(&self, tokens: &[Rank], out: &mut Vec<u8>) -> Result<()> {
+        for &token in tokens {
+            let Some(&(start, len)) = self.spans.get(token as usize) else {
+                return Err(Error::InvalidToken(token));
+            };
+            if len == u32::MAX {
+                return Err(Error::InvalidToken(token));
+            }
+            let (start, len) = (start as usize, len as usize);
+            let block: Option<&[u8; Self::PAD]> = self
+                .bytes
+                .get(start..start + Self::PAD)
+                .and_then(|b| b.try_into().ok());
+            match block {
+                Some(block) if len <= Self::PAD => {
+                    let end = out.len() + len;
+                    out.extend_from_slice(block);
+                    out.truncate(end);
+                }
+                _ => out.extend_from_slice(self.bytes.get(start..start + len).unwrap_or_default()),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,6 +192,7 @@ impl CoreBpe {
             *slot = (decoder.bytes.len() as u32, bytes.len() as u32);
             decoder.bytes.extend_from_slice(bytes);
         }
+        decoder.bytes.extend_from_slice(&[0; Decoder::PAD]);
 
         Ok(CoreBpe {
             merges: bpe::MergeTable::new(&ranks),
@@ -343,10 +372,8 @@ impl CoreBpe {
     }
 
     pub fn decode_bytes(&self, tokens: &[Rank]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(tokens.len() * 4);
-        for &token in tokens {
-            out.extend_from_slice(self.decoder.get(token).ok_or(Error::InvalidToken(token))?);
-        }
+        let mut out = Vec::with_capacity(tokens.len() * 4 + Decoder::PAD);
+        self.decoder.decode_into(tokens, &mut out)?;
         Ok(out)
     }
 

@@ -210,3 +210,19 @@ def test_properties_match(pair):
     assert enc.encode_single_token(b" world") == ref.encode_single_token(b" world")
     assert enc.encode_single_token("<|endoftext|>") == ref.encode_single_token("<|endoftext|>")
     assert repr(enc) == repr(ref)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.binary(max_size=80)
+    | st.lists(
+        st.sampled_from([0xE4, 0xB8, 0xAD, 0xF0, 0x9F, 0x80, 0xC3, 0x41, 0xED, 0xA0, 0xFF]),
+        max_size=40,
+    ).map(bytes)
+)
+def test_decode_replace_equals_python_on_any_bytes(data):
+    enc = fastllm.get_encoding("gpt2")
+    ids = [enc.encode_single_token(bytes([b])) for b in data]
+    assert enc.decode(ids) == data.decode("utf-8", errors="replace")
+    assert enc.decode(ids, errors="ignore") == data.decode("utf-8", errors="ignore")
+    assert enc.decode_bytes(ids) == data

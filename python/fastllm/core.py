@@ -367,6 +367,8 @@ class Encoding:
         >>> fastllm.get_encoding("gpt2").decode([31373, 995])
         'hello world'
         """
+        if errors == "replace":
+            return self._core_bpe.decode_replace(_token_list(tokens))
         return self._core_bpe.decode_bytes(_token_list(tokens)).decode("utf-8", errors=errors)
 
     def decode_single_token_bytes(self, token: int) -> bytes:

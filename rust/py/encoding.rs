@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use numpy::{IntoPyArray, PyArray1};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 
 use crate::encoding::{CoreBpe, SpecialSet};
@@ -24,6 +25,43 @@ fn specials_map(special_tokens: HashMap<String, Rank>) -> FxHashMap<String, Rank
 
 fn path_text(path: &std::path::Path) -> String {
     path.display().to_string()
+}
+
+/// Token ids from a Python list (read through the C API: ~4 ns a token instead of ~17 ns with
+/// `extract`) or any other sequence.
+fn extract_tokens(tokens: &Bound<'_, PyAny>) -> PyResult<Vec<Rank>> {
+    let py = tokens.py();
+    let Ok(list) = tokens.cast::<PyList>() else {
+        return tokens.extract();
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for i in 0..list.len() {
+        // SAFETY: the GIL is held; PyList_GetItem checks the index and returns a borrowed
+        // reference or NULL. PyLong_AsUnsignedLong runs no Python code for an int, so the list
+        // cannot change under us; anything else goes through `extract` on an owned reference.
+        let item = unsafe { ffi::PyList_GetItem(list.as_ptr(), i as ffi::Py_ssize_t) };
+        if item.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let value = if unsafe { ffi::PyLong_Check(item) } != 0 {
+            let value = unsafe { ffi::PyLong_AsUnsignedLong(item) };
+            if value == std::os::raw::c_ulong::MAX {
+                if let Some(err) = PyErr::take(py) {
+                    return Err(err);
+                }
+            }
+            Rank::try_from(value).map_err(|_| {
+                PyOverflowError::new_err(format!(
+                    "token id {value} is out of range (ids are below 2**32)"
+                ))
+            })?
+        } else {
+            // SAFETY: `item` is a valid borrowed reference (checked non-null above).
+            unsafe { Bound::from_borrowed_ptr(py, item) }.extract::<Rank>()?
+        };
+        out.push(value);
+    }
+    Ok(out)
 }
 
 impl PyCoreBpe {
@@ -269,10 +307,29 @@ impl PyCoreBpe {
     fn decode_bytes<'py>(
         &self,
         py: Python<'py>,
-        tokens: Vec<Rank>,
+        tokens: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let tokens = extract_tokens(tokens)?;
         let data = py.detach(|| self.inner.decode_bytes(&tokens))?;
         Ok(PyBytes::new(py, &data))
+    }
+
+    /// Decodes to `str`, replacing invalid UTF-8 as Python's `errors="replace"` does.
+    fn decode_replace<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyString>> {
+        let tokens = extract_tokens(tokens)?;
+        let text = py.detach(|| {
+            self.inner
+                .decode_bytes(&tokens)
+                .map(|data| match String::from_utf8(data) {
+                    Ok(text) => text,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                })
+        })?;
+        Ok(PyString::new(py, &text))
     }
 
     fn decode_single_token_bytes<'py>(
@@ -289,9 +346,9 @@ impl PyCoreBpe {
     fn decode_tokens_bytes<'py>(
         &self,
         py: Python<'py>,
-        tokens: Vec<Rank>,
+        tokens: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        tokens
+        extract_tokens(tokens)?
             .iter()
             .map(|&t| Ok(PyBytes::new(py, self.inner.decode_single_token_bytes(t)?)))
             .collect()
