@@ -345,6 +345,27 @@ impl CoreBpe {
             .collect()
     }
 
+    /// Encodes each text and concatenates the tokens: (tokens, offsets), where the tokens of text
+    /// i are `tokens[offsets[i]..offsets[i + 1]]`.
+    pub fn encode_batch_flat(
+        &self,
+        texts: &[&str],
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+        threads: usize,
+    ) -> Result<(Vec<Rank>, Vec<i64>)> {
+        let parts = self.encode_batch(texts, allowed, disallowed, threads)?;
+        let total = parts.iter().map(Vec::len).sum();
+        let mut tokens = Vec::with_capacity(total);
+        let mut offsets = Vec::with_capacity(parts.len() + 1);
+        offsets.push(0);
+        for part in parts {
+            tokens.extend_from_slice(&part);
+            offsets.push(tokens.len() as i64);
+        }
+        Ok((tokens, offsets))
+    }
+
     /// BPE-encodes bytes as one piece, without pre-tokenization or special tokens.
     pub fn encode_single_piece(&self, piece: &[u8]) -> Result<Vec<Rank>> {
         let mut out = Vec::new();

@@ -9,20 +9,36 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The number of threads to use when the caller asks for `requested` (0 = all cores).
+/// Process-wide cap on threads per call; 0 = the number of cores.
+static MAX_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the process-wide cap on threads per call (0 = the number of cores).
+pub fn set_max_threads(threads: usize) {
+    MAX_THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// The process-wide cap on threads per call.
+pub fn max_threads() -> usize {
+    match MAX_THREADS.load(Ordering::Relaxed) {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    }
+}
+
+/// The number of threads to use when the caller asks for `requested` (0 = as many as allowed).
 pub fn effective_threads(requested: usize, items: usize) -> usize {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cap = max_threads();
     let wanted = if requested == 0 {
-        cores
+        cap
     } else {
-        requested.min(cores)
+        requested.min(cap)
     };
     wanted.min(items).max(1)
 }
 
-/// Applies `f` to every item on up to `threads` threads (0 = all cores) and returns the results in
+/// Applies `f` to every item on up to `threads` threads (0 = as many as allowed) and returns the results in
 /// input order. Items are handed out one at a time, so uneven items balance across threads.
 pub fn map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = effective_threads(threads, items.len());

@@ -282,3 +282,31 @@ def test_vocab_files_match_recorded_checksums():
     for spec in BUNDLED.values():
         assert recorded[spec.file] == spec.sha256
         assert os.path.getsize(spec.path) > 800_000
+
+
+def test_batch_to_numpy_flat_tokens_and_offsets():
+    enc = fastllm.get_encoding("cl100k_base")
+    texts = ["first document", "", "third <|endoftext|> one", "ünïcödé 世界"]
+    tokens, offsets = enc.encode_batch_to_numpy(texts, allowed_special="all")
+    assert tokens.dtype == np.uint32 and offsets.dtype == np.int64
+    assert offsets.tolist()[0] == 0 and offsets[-1] == len(tokens)
+    expected = enc.encode_batch(texts, allowed_special="all")
+    for i, ids in enumerate(expected):
+        assert tokens[offsets[i] : offsets[i + 1]].tolist() == ids
+    with pytest.raises(ValueError, match="disallowed special token"):
+        enc.encode_batch_to_numpy(texts)
+    ordinary, _ = enc.encode_ordinary_batch_to_numpy(texts)
+    assert ordinary.tolist() == [t for text in texts for t in enc.encode_ordinary(text)]
+
+
+def test_thread_setting():
+    before = fastllm.get_num_threads()
+    assert before >= 1
+    try:
+        fastllm.set_num_threads(1)
+        assert fastllm.get_num_threads() == 1
+        enc = fastllm.get_encoding("gpt2")
+        assert enc.encode_ordinary_batch(["a b", "c"]) == [[64, 275], [66]]
+    finally:
+        fastllm.set_num_threads(0)
+    assert fastllm.get_num_threads() == before

@@ -13,6 +13,9 @@ O200K_PATTERN: str
 
 # ---- BPE encoding (rust/py/encoding.rs) ----
 
+def set_num_threads(threads: int) -> None: ...
+def get_num_threads() -> int: ...
+
 class CoreBPE:
     def __init__(
         self, mergeable_ranks: dict[bytes, int], special_tokens: dict[str, int], pat_str: str
@@ -64,6 +67,13 @@ class CoreBPE:
     def encode_ordinary_batch(
         self, texts: Sequence[str], num_threads: int = 0
     ) -> list[list[int]]: ...
+    def encode_batch_to_numpy(
+        self,
+        texts: Sequence[str],
+        allowed_special: Iterable[str],
+        disallowed_special: Iterable[str],
+        num_threads: int = 0,
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
     def encode_single_token(self, piece: bytes) -> int: ...
     def encode_single_piece(self, piece: bytes) -> list[int]: ...
     def decode_bytes(self, tokens: Sequence[int]) -> bytes: ...

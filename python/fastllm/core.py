@@ -303,6 +303,19 @@ class Encoding:
                 [_fix_surrogates(t) for t in text], num_threads
             )
 
+    def _batch_special_args(
+        self,
+        texts: list[str],
+        allowed_special: AllowedSpecial,
+        disallowed_special: DisallowedSpecial,
+    ) -> tuple[AbstractSet[str], Collection[str]]:
+        allowed, disallowed = self._special_args("", allowed_special, disallowed_special)
+        if disallowed_special != "all" and disallowed_special and not disallowed:
+            # Disallowed strings that are not special tokens: checked in Python, as in encode.
+            for text in texts:
+                self._special_args(text, allowed_special, disallowed_special)
+        return allowed, disallowed
+
     def encode_batch(
         self,
         text: list[str],
@@ -317,22 +330,51 @@ class Encoding:
         >>> fastllm.get_encoding("gpt2").encode_batch(["hello world", "goodbye world"])
         [[31373, 995], [11274, 16390, 995]]
         """
-        allowed: AbstractSet[str] = (
-            self.special_tokens_set if allowed_special == "all" else allowed_special
-        )
-        if disallowed_special == "all":
-            disallowed: Collection[str] = self.special_tokens_set - set(allowed)
-        else:
-            disallowed = disallowed_special
-        if disallowed and not self.special_tokens_set.issuperset(disallowed):
-            for t in text:
-                self._special_args(t, allowed, disallowed)
-            disallowed = ()
+        allowed, disallowed = self._batch_special_args(text, allowed_special, disallowed_special)
         try:
             return self._core_bpe.encode_batch(text, allowed, disallowed, num_threads)
         except UnicodeEncodeError:
             fixed = [_fix_surrogates(t) for t in text]
             return self._core_bpe.encode_batch(fixed, allowed, disallowed, num_threads)
+
+    def encode_batch_to_numpy(
+        self,
+        text: list[str],
+        *,
+        num_threads: int = 8,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+        """Encodes a list of strings in parallel into one flat ``uint32`` array and offsets.
+
+        The tokens of ``text[i]`` are ``tokens[offsets[i]:offsets[i + 1]]``; no Python list of
+        tokens is built.
+
+        >>> import fastllm
+        >>> tokens, offsets = fastllm.get_encoding("gpt2").encode_batch_to_numpy(["hi", "a b"])
+        >>> tokens.tolist(), offsets.tolist()
+        ([5303, 64, 275], [0, 1, 3])
+        """
+        allowed, disallowed = self._batch_special_args(text, allowed_special, disallowed_special)
+        try:
+            return self._core_bpe.encode_batch_to_numpy(text, allowed, disallowed, num_threads)
+        except UnicodeEncodeError:
+            fixed = [_fix_surrogates(t) for t in text]
+            return self._core_bpe.encode_batch_to_numpy(fixed, allowed, disallowed, num_threads)
+
+    def encode_ordinary_batch_to_numpy(
+        self, text: list[str], *, num_threads: int = 8
+    ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]:
+        """:meth:`encode_batch_to_numpy` with special tokens encoded as ordinary text.
+
+        >>> import fastllm
+        >>> enc = fastllm.get_encoding("gpt2")
+        >>> enc.encode_ordinary_batch_to_numpy(["<|endoftext|>"])[0].tolist()
+        [27, 91, 437, 1659, 5239, 91, 29]
+        """
+        return self.encode_batch_to_numpy(
+            text, num_threads=num_threads, allowed_special=frozenset(), disallowed_special=()
+        )
 
     def encode_single_token(self, text_or_bytes: str | bytes) -> int:
         """Returns the id of the token whose text or bytes this is; ``KeyError`` if none.

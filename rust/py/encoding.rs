@@ -280,6 +280,26 @@ impl PyCoreBpe {
         })?)
     }
 
+    #[pyo3(signature = (texts, allowed_special, disallowed_special, num_threads=0))]
+    #[allow(clippy::type_complexity)]
+    fn encode_batch_to_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<PyBackedStr>,
+        allowed_special: &Bound<'py, PyAny>,
+        disallowed_special: &Bound<'py, PyAny>,
+        num_threads: usize,
+    ) -> PyResult<(Bound<'py, PyArray1<Rank>>, Bound<'py, PyArray1<i64>>)> {
+        let allowed = self.special_set(allowed_special)?;
+        let disallowed = self.special_set(disallowed_special)?;
+        let (tokens, offsets) = py.detach(|| {
+            let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
+            self.inner
+                .encode_batch_flat(&refs, &allowed, &disallowed, num_threads)
+        })?;
+        Ok((tokens.into_pyarray(py), offsets.into_pyarray(py)))
+    }
+
     #[pyo3(signature = (texts, num_threads=0))]
     fn encode_ordinary_batch(
         &self,
@@ -374,6 +394,21 @@ impl PyCoreBpe {
     }
 }
 
+/// Sets the process-wide cap on threads a call may use (0 = the number of cores).
+#[pyfunction]
+fn set_num_threads(threads: usize) {
+    crate::parallel::set_max_threads(threads);
+}
+
+/// The process-wide cap on threads a call may use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    crate::parallel::max_threads()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyCoreBpe>()
+    m.add_class::<PyCoreBpe>()?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    Ok(())
 }
