@@ -242,7 +242,7 @@ impl PyCoreBpe {
     ) -> PyResult<Bound<'py, PyArray1<Rank>>> {
         let allowed = self.special_set(allowed_special)?;
         let disallowed = self.special_set(disallowed_special)?;
-        let tokens = py.detach(|| self.inner.encode(&text, &allowed, &disallowed))?;
+        let tokens = py.detach(|| self.inner.encode_to_vec(&text, &allowed, &disallowed))?;
         Ok(tokens.into_pyarray(py))
     }
 
