@@ -169,23 +169,34 @@ fn merge_in_place(
     out.extend_from_slice(&ids[..len]);
 }
 
+/// One part of a long piece: its token, its neighbours and the rank of merging it with the next
+/// part (`NO_RANK` for none or for a dead part). Kept together so that visiting a part touches one
+/// cache line: buckets visit parts in rank order, all over a megabyte-long piece.
+#[derive(Clone, Copy)]
+struct Node {
+    id: Rank,
+    next: u32,
+    prev: u32,
+    pair_rank: Rank,
+}
+
 fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
-    // Node i starts at byte i. `next[i]` is the start of the following part (n at the end) and
-    // `pair_rank[i]` the rank of merging part i with it (NO_RANK for none or for a dead node).
-    //
     // Pairs wait in one bucket per rank; a heap holds the ranks that have a bucket. The lowest
     // bucket is merged left to right (tiktoken's order: lowest rank, then leftmost). A merge makes
     // new pairs of other ranks (a longer token has a different rank), normally higher ones; if a
     // new pair ranks lower than the bucket being merged (possible in vocabularies where a longer
     // token predates its parts), the rest of the bucket is put back and the lower one goes first.
     let n = piece.len();
-    let mut ids: Vec<Rank> = piece
+    let mut nodes: Vec<Node> = piece
         .iter()
-        .map(|&b| table.byte_ids[usize::from(b)])
+        .enumerate()
+        .map(|(i, &b)| Node {
+            id: table.byte_ids[usize::from(b)],
+            next: i as u32 + 1,
+            prev: (i as u32).wrapping_sub(1),
+            pair_rank: NO_RANK,
+        })
         .collect();
-    let mut next: Vec<u32> = (1..=n as u32).collect();
-    let mut prev: Vec<u32> = (0..n as u32).map(|i| i.wrapping_sub(1)).collect();
-    let mut pair_rank = vec![NO_RANK; n];
     let mut buckets: FxHashMap<Rank, Vec<u32>> = FxHashMap::default();
     let mut queue: BinaryHeap<Reverse<Rank>> = BinaryHeap::new();
     let add = |buckets: &mut FxHashMap<Rank, Vec<u32>>,
@@ -199,8 +210,8 @@ fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
         bucket.push(i as u32);
     };
     for i in 0..n - 1 {
-        let rank = table.pair(ids[i], ids[i + 1]);
-        pair_rank[i] = rank;
+        let rank = table.pair(nodes[i].id, nodes[i + 1].id);
+        nodes[i].pair_rank = rank;
         if rank != NO_RANK {
             add(&mut buckets, &mut queue, rank, i);
         }
@@ -215,30 +226,30 @@ fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
         let mut done = positions.len();
         for (k, &at) in positions.iter().enumerate() {
             let i = at as usize;
-            if pair_rank[i] != rank {
+            if nodes[i].pair_rank != rank {
                 continue;
             }
-            let j = next[i] as usize;
-            ids[i] = rank;
-            pair_rank[j] = NO_RANK;
-            pair_rank[i] = NO_RANK;
-            let after = next[j] as usize;
-            next[i] = after as u32;
+            let j = nodes[i].next as usize;
+            let after = nodes[j].next as usize;
+            nodes[j].pair_rank = NO_RANK;
+            nodes[i].id = rank;
+            nodes[i].next = after as u32;
+            nodes[i].pair_rank = NO_RANK;
             let mut lower = false;
             if after < n {
-                prev[after] = i as u32;
-                let r = table.pair(rank, ids[after]);
-                pair_rank[i] = r;
+                nodes[after].prev = i as u32;
+                let r = table.pair(rank, nodes[after].id);
+                nodes[i].pair_rank = r;
                 if r != NO_RANK {
                     add(&mut buckets, &mut queue, r, i);
                     lower |= r < rank;
                 }
             }
-            let p = prev[i];
+            let p = nodes[i].prev;
             if p != u32::MAX {
                 let p = p as usize;
-                let r = table.pair(ids[p], rank);
-                pair_rank[p] = r;
+                let r = table.pair(nodes[p].id, rank);
+                nodes[p].pair_rank = r;
                 if r != NO_RANK {
                     add(&mut buckets, &mut queue, r, p);
                     lower |= r < rank;
@@ -260,8 +271,8 @@ fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
     }
     let mut i = 0;
     while i < n {
-        out.push(ids[i]);
-        i = next[i] as usize;
+        out.push(nodes[i].id);
+        i = nodes[i].next as usize;
     }
 }
 
