@@ -7,6 +7,7 @@ pub mod encoding;
 pub mod error;
 pub mod parallel;
 pub mod patterns;
+pub mod pretok;
 pub mod vocab;
 
 #[cfg(feature = "python")]
