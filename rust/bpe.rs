@@ -1,23 +1,32 @@
 //! Byte-pair merging of one pre-tokenized piece, exactly as tiktoken merges it: repeatedly merge
 //! the adjacent pair whose concatenation has the lowest rank, the leftmost among equal ranks.
 //!
-//! Design notes:
-//! - A piece that is itself a token is looked up whole first (most English words are), and a
-//!   one-byte piece is a table read.
+//! Design notes (measured on 2 cores, 2 MB of English / 1.5 MB of non-Latin text):
+//! - 89% of English pieces are whole tokens, so a piece is looked up whole first; pieces of at
+//!   most 15 bytes by a packed `u128` key (one multiply-hash, one compare), a one-byte piece by
+//!   table read.
 //! - Merging works on token ids, not bytes: `MergeTable` maps a pair of token ids to the id of
 //!   their concatenation (which is also its rank). Every part of a piece is a token at every step
 //!   (single bytes at first, then merges of tokens), so the pair table answers exactly what
 //!   tiktoken's byte-slice lookup answers, with one u64 hash instead of hashing a byte slice.
 //!   This needs all 256 single bytes in the vocabulary (true of every byte-level BPE); a
 //!   vocabulary without them falls back to slice lookups (`merge_bytes`).
+//! - The first lookups of a merge (byte + byte) read a dense 256x256 table that stays in cache:
+//!   over half the pair lookups on non-Latin text.
 //! - Short pieces keep tiktoken's scheme (an array of parts and a linear scan for the lowest
 //!   rank): quadratic, but with a tiny constant and no allocation below `STACK_PARTS` bytes.
-//! - Long pieces (a megabyte of `'a'`, a long CJK run) use a binary heap over a linked list of
-//!   parts, O(n log n), so no input makes encoding quadratic. The heap orders by (rank, start),
-//!   which is tiktoken's lowest-rank-then-leftmost order.
+//! - `PieceMemo` remembers, for one call only, the tokens of pieces that needed merging: real
+//!   text repeats its words (68-73% of merged pieces in non-Latin text, 40-64% in English and
+//!   Python, within 150 KB). It starts empty on every call, so it speeds up unseen text and never
+//!   a repeat pass. Non-Latin went from 3.0x to 4.3x tiktoken with it.
+//! - Long pieces (a megabyte of `'a'`, a long CJK run) merge through per-rank buckets in rank
+//!   order, left to right within a rank (tiktoken's lowest-rank-then-leftmost order), over one
+//!   16-byte node per part: linear-ish, never quadratic. A pair ranked below the bucket being
+//!   merged (possible when a longer token predates its parts) puts the rest of the bucket back.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::hash::{Hash, Hasher};
 
 use rustc_hash::FxHashMap;
 
@@ -31,11 +40,31 @@ pub const HEAP_THRESHOLD: usize = 256;
 /// Pieces shorter than this merge in stack arrays.
 const STACK_PARTS: usize = 64;
 
-/// Pair of token ids → id of their concatenation, plus the id of each single byte.
+/// Pair of token ids → id of their concatenation, plus the id of each single byte, plus every
+/// token of at most `SHORT_MAX` bytes keyed by its bytes packed into a `u128`.
 pub struct MergeTable {
     byte_ids: [Rank; 256],
+    /// Rank of merging byte `a` with byte `b` at `(a << 8) | b`: the first lookups of every
+    /// merge come from this 256 KB table (cache-resident) instead of the hash map (over half
+    /// the lookups on non-Latin text, measured).
+    byte_pairs: Vec<Rank>,
     pairs: FxHashMap<u64, Rank>,
+    short: FxHashMap<u128, Rank>,
     complete: bool,
+}
+
+/// Tokens and pieces up to this many bytes are looked up by a packed `u128` key (bytes in the
+/// low 15 bytes, the length in the top byte): one multiply-hash and one compare instead of
+/// hashing a slice and `memcmp` (89% of English pieces are whole tokens, almost all this short).
+const SHORT_MAX: usize = 15;
+
+#[inline]
+fn short_key(bytes: &[u8]) -> u128 {
+    let mut buf = [0u8; 16];
+    let n = bytes.len().min(SHORT_MAX);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    buf[15] = n as u8;
+    u128::from_le_bytes(buf)
 }
 
 #[inline]
@@ -64,11 +93,52 @@ impl MergeTable {
                 }
             }
         }
+        let short = ranks
+            .iter()
+            .filter(|(token, _)| token.len() <= SHORT_MAX)
+            .map(|(token, &id)| (short_key(token), id))
+            .collect();
+        let byte_pairs = (0..=u16::MAX)
+            .map(|ab| {
+                let [a, b] = ab.to_be_bytes();
+                if complete {
+                    pairs
+                        .get(&pair_key(
+                            byte_ids[usize::from(a)],
+                            byte_ids[usize::from(b)],
+                        ))
+                        .copied()
+                        .unwrap_or(NO_RANK)
+                } else {
+                    NO_RANK
+                }
+            })
+            .collect();
         MergeTable {
+            byte_pairs,
             byte_ids,
             pairs,
+            short,
             complete,
         }
+    }
+
+    /// The rank of `piece` if it is a token.
+    #[inline]
+    fn whole(&self, piece: &[u8], ranks: &Ranks) -> Option<Rank> {
+        if piece.len() <= SHORT_MAX {
+            self.short.get(&short_key(piece)).copied()
+        } else {
+            ranks.get(piece).copied()
+        }
+    }
+
+    #[inline]
+    fn byte_pair(&self, a: u8, b: u8) -> Rank {
+        self.byte_pairs
+            .get((usize::from(a) << 8) | usize::from(b))
+            .copied()
+            .unwrap_or(NO_RANK)
     }
 
     #[inline]
@@ -96,7 +166,7 @@ pub fn encode_piece(
         }
         _ => {}
     }
-    if let Some(&rank) = ranks.get(piece) {
+    if let Some(rank) = table.whole(piece, ranks) {
         out.push(rank);
         return Ok(());
     }
@@ -113,35 +183,126 @@ pub fn encode_piece(
     Ok(())
 }
 
+/// Per-call memo of the tokens of pieces that needed merging (pieces of at most `SHORT_MAX`
+/// bytes, keyed like the short-token map). Real text repeats its words: within 150 KB, 68-73% of
+/// such pieces in non-Latin text and 40-64% in English and Python source were repeats (measured).
+/// A memo lives for one call and starts empty, so it never carries anything from one text to
+/// the next: speed on unseen text is what it improves, not a repeat pass.
+#[derive(Default)]
+pub struct PieceMemo {
+    /// Short pieces: packed key -> (start, len) in `tokens`.
+    short: FxHashMap<u128, (u32, u32)>,
+    /// Longer pieces: hash of the bytes -> (start in `bytes`, start in `tokens`, token count);
+    /// the bytes are compared on a hit, so a hash collision only costs a merge.
+    long: FxHashMap<u64, (u32, u32, u32)>,
+    bytes: Vec<u8>,
+    tokens: Vec<Rank>,
+}
+
+impl PieceMemo {
+    /// Entries kept before the memo starts over, bounding its memory on huge inputs.
+    const MAX_ENTRIES: usize = 1 << 16;
+
+    /// [`encode_piece`] through the memo.
+    pub fn encode_piece(
+        &mut self,
+        piece: &[u8],
+        ranks: &Ranks,
+        table: &MergeTable,
+        out: &mut Vec<Rank>,
+    ) -> Result<(), usize> {
+        if piece.len() < 2 || piece.len() >= STACK_PARTS || !table.complete {
+            return encode_piece(piece, ranks, table, out);
+        }
+        if piece.len() <= SHORT_MAX {
+            let key = short_key(piece);
+            if let Some(&rank) = table.short.get(&key) {
+                out.push(rank);
+                return Ok(());
+            }
+            if let Some(&(start, len)) = self.short.get(&key) {
+                self.replay(start, len, out);
+                return Ok(());
+            }
+            let start = self.merge_and_keep(piece, table, out);
+            self.short.insert(key, start);
+            return Ok(());
+        }
+        if let Some(&rank) = ranks.get(piece) {
+            out.push(rank);
+            return Ok(());
+        }
+        let hash = {
+            let mut hasher = rustc_hash::FxHasher::default();
+            piece.hash(&mut hasher);
+            hasher.finish()
+        };
+        if let Some(&(at, start, len)) = self.long.get(&hash) {
+            let at = at as usize;
+            if self.bytes.get(at..at + piece.len()) == Some(piece) {
+                self.replay(start, len, out);
+                return Ok(());
+            }
+            merge_short(piece, table, out);
+            return Ok(());
+        }
+        let at = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(piece);
+        let (start, len) = self.merge_and_keep(piece, table, out);
+        self.long.insert(hash, (at, start, len));
+        Ok(())
+    }
+
+    fn replay(&self, start: u32, len: u32, out: &mut Vec<Rank>) {
+        let (start, len) = (start as usize, len as usize);
+        out.extend_from_slice(self.tokens.get(start..start + len).unwrap_or_default());
+    }
+
+    fn merge_and_keep(
+        &mut self,
+        piece: &[u8],
+        table: &MergeTable,
+        out: &mut Vec<Rank>,
+    ) -> (u32, u32) {
+        if self.short.len() + self.long.len() >= Self::MAX_ENTRIES {
+            *self = PieceMemo::default();
+        }
+        let before = out.len();
+        merge_short(piece, table, out);
+        let produced = out.get(before..).unwrap_or_default();
+        let start = self.tokens.len() as u32;
+        self.tokens.extend_from_slice(produced);
+        (start, produced.len() as u32)
+    }
+}
+
 fn merge_short(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
     let mut ids = [0 as Rank; STACK_PARTS];
     let mut pair_ranks = [NO_RANK; STACK_PARTS];
     let n = piece.len().min(STACK_PARTS);
-    for (slot, &b) in ids.iter_mut().zip(piece) {
-        *slot = table.byte_ids[usize::from(b)];
-    }
-    merge_in_place(&mut ids[..n], &mut pair_ranks[..n], table, out);
+    merge_in_place(piece, &mut ids[..n], &mut pair_ranks[..n], table, out);
 }
 
 fn merge_linear(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
-    let mut ids: Vec<Rank> = piece
-        .iter()
-        .map(|&b| table.byte_ids[usize::from(b)])
-        .collect();
-    let mut pair_ranks = vec![NO_RANK; ids.len()];
-    merge_in_place(&mut ids, &mut pair_ranks, table, out);
+    let mut ids = vec![0 as Rank; piece.len()];
+    let mut pair_ranks = vec![NO_RANK; piece.len()];
+    merge_in_place(piece, &mut ids, &mut pair_ranks, table, out);
 }
 
 /// tiktoken's scan: `ids` holds the parts, `pair_ranks[i]` the rank of merging part i and i + 1.
 fn merge_in_place(
+    piece: &[u8],
     ids: &mut [Rank],
     pair_ranks: &mut [Rank],
     table: &MergeTable,
     out: &mut Vec<Rank>,
 ) {
     let mut len = ids.len();
-    for i in 0..len.saturating_sub(1) {
-        pair_ranks[i] = table.pair(ids[i], ids[i + 1]);
+    for (i, (id, &byte)) in ids.iter_mut().zip(piece).enumerate() {
+        *id = table.byte_ids[usize::from(byte)];
+        if let Some(&next) = piece.get(i + 1) {
+            pair_ranks[i] = table.byte_pair(byte, next);
+        }
     }
     while len > 1 {
         let mut best = NO_RANK;
@@ -210,7 +371,7 @@ fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
         bucket.push(i as u32);
     };
     for i in 0..n - 1 {
-        let rank = table.pair(nodes[i].id, nodes[i + 1].id);
+        let rank = table.byte_pair(piece[i], piece[i + 1]);
         nodes[i].pair_rank = rank;
         if rank != NO_RANK {
             add(&mut buckets, &mut queue, rank, i);
@@ -418,6 +579,32 @@ mod tests {
                     assert_eq!(heap, reference);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn memo_gives_the_same_tokens() {
+        let ranks = toy_ranks();
+        let table = MergeTable::new(&ranks);
+        let mut memo = PieceMemo::default();
+        let mut state = 7u64;
+        let pieces: Vec<Vec<u8>> = (0..300)
+            .map(|i| random_piece(&mut state, 2 + i % 70))
+            .collect();
+        // Every piece twice, so the second pass replays from the memo.
+        for piece in pieces.iter().chain(pieces.iter()) {
+            let (mut direct, mut memoised) = (Vec::new(), Vec::new());
+            assert_eq!(encode_piece(piece, &ranks, &table, &mut direct), Ok(()));
+            assert_eq!(
+                memo.encode_piece(piece, &ranks, &table, &mut memoised),
+                Ok(())
+            );
+            assert_eq!(
+                memoised,
+                direct,
+                "piece {:?}",
+                String::from_utf8_lossy(piece)
+            );
         }
     }
 

@@ -257,17 +257,27 @@ impl CoreBpe {
     // ---- encoding ----
 
     pub fn encode_ordinary_into(&self, text: &str, out: &mut Vec<Rank>) -> Result<()> {
+        self.encode_segment(text, &mut bpe::PieceMemo::default(), out)
+    }
+
+    fn encode_segment(
+        &self,
+        text: &str,
+        memo: &mut bpe::PieceMemo,
+        out: &mut Vec<Rank>,
+    ) -> Result<()> {
         self.splitter.for_each_piece(text, |piece| {
-            bpe::encode_piece(piece.as_bytes(), &self.ranks, &self.merges, out).map_err(|at| {
-                let byte = piece.as_bytes().get(at).copied().unwrap_or(0);
-                Error::InvalidVocab {
-                    source: "mergeable_ranks".into(),
-                    reason: format!(
-                        "byte 0x{byte:02x} has no token; a byte-level BPE vocabulary must contain \
-                         all 256 single bytes"
-                    ),
-                }
-            })
+            memo.encode_piece(piece.as_bytes(), &self.ranks, &self.merges, out)
+                .map_err(|at| {
+                    let byte = piece.as_bytes().get(at).copied().unwrap_or(0);
+                    Error::InvalidVocab {
+                        source: "mergeable_ranks".into(),
+                        reason: format!(
+                            "byte 0x{byte:02x} has no token; a byte-level BPE vocabulary must \
+                             contain all 256 single bytes"
+                        ),
+                    }
+                })
         })
     }
 
@@ -354,13 +364,14 @@ impl CoreBpe {
         if let Some((_, _, index)) = self.find_special(text, 0, disallowed) {
             return Err(Error::DisallowedSpecial(self.special_names[index].clone()));
         }
+        let mut memo = bpe::PieceMemo::default();
         let mut start = 0;
         while let Some((s, e, index)) = self.find_special(text, start, allowed) {
-            self.encode_ordinary_into(&text[start..s], out)?;
+            self.encode_segment(&text[start..s], &mut memo, out)?;
             out.push(self.special_ids[index]);
             start = e;
         }
-        self.encode_ordinary_into(&text[start..], out)
+        self.encode_segment(&text[start..], &mut memo, out)
     }
 
     pub fn encode_batch(

@@ -5,8 +5,9 @@ Three kinds, because tokenizers behave differently on each:
 - :func:`python_source`: the standard library's ``.py`` files;
 - :func:`english_prose`: the standard library's docstrings and the licence texts under
   ``/usr/share/common-licenses`` when present;
-- :func:`non_latin_text`: CPython's CJK test texts when installed, then generated text in
-  Cyrillic, Greek, Arabic, Hebrew, Devanagari, Thai, Hangul and CJK scripts.
+- :func:`non_latin_text`: CPython's CJK test texts, then the translations in the system's
+  gettext catalogs (``/usr/share/locale``) for languages written in non-Latin scripts, then
+  generated text in Cyrillic, Greek, Arabic, Hebrew, Devanagari, Thai, Hangul and CJK scripts.
 
 >>> from fastllm import corpus
 >>> len(corpus.english_prose(10_000)) >= 10_000
@@ -168,10 +169,58 @@ def _generated_non_latin(seed: int) -> Iterator[str]:
         yield sep.join(words)
 
 
-def non_latin_text(max_bytes: int = 4_000_000, *, seed: int = 0) -> str:
-    """About ``max_bytes`` of non-Latin text: CPython's CJK test texts, then generated text.
+_NON_LATIN_LOCALES = (
+    "ar",
+    "be",
+    "bg",
+    "el",
+    "fa",
+    "he",
+    "hi",
+    "hy",
+    "ja",
+    "ka",
+    "kk",
+    "ko",
+    "mk",
+    "mr",
+    "ru",
+    "sr",
+    "ta",
+    "th",
+    "uk",
+    "zh_CN",
+    "zh_TW",
+)
 
-    A different ``seed`` gives different generated text.
+
+@functools.lru_cache(maxsize=1)
+def _translations() -> tuple[str, ...]:
+    """Translated messages in non-Latin scripts from the system's gettext catalogs."""
+    import gettext
+
+    found: list[str] = []
+    root = Path("/usr/share/locale")
+    for locale in _NON_LATIN_LOCALES:
+        for path in sorted((root / locale / "LC_MESSAGES").glob("*.mo")):
+            try:
+                with path.open("rb") as f:
+                    catalog = gettext.GNUTranslations(f)._catalog  # type: ignore[attr-defined]
+            except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError):
+                continue
+            for message in catalog.values():
+                if isinstance(message, str) and len(message) > 20:
+                    non_ascii = sum(ord(c) > 0x2FF for c in message)
+                    if non_ascii * 2 > len(message):
+                        found.append(message)
+    return tuple(found)
+
+
+def non_latin_text(max_bytes: int = 4_000_000, *, seed: int = 0) -> str:
+    """About ``max_bytes`` of non-Latin text: real text found on the machine, then generated.
+
+    ``seed=0`` starts with CPython's CJK test texts and the system's translations (when
+    present); another ``seed`` gives generated text only, different for each seed.
 
     >>> text = non_latin_text(10_000)
     >>> sum(ord(c) > 0x2FF for c in text) > len(text) // 2
@@ -180,11 +229,13 @@ def non_latin_text(max_bytes: int = 4_000_000, *, seed: int = 0) -> str:
 
     def parts() -> Iterator[str]:
         cjk_dir = stdlib_dir() / "test" / "cjkencodings"
-        if seed == 0 and cjk_dir.is_dir():
-            for path in sorted(cjk_dir.glob("*-utf8.txt")):
-                text = _read(path)
-                if text:
-                    yield text
+        if seed == 0:
+            if cjk_dir.is_dir():
+                for path in sorted(cjk_dir.glob("*-utf8.txt")):
+                    text = _read(path)
+                    if text:
+                        yield text
+            yield from _translations()
         yield from _generated_non_latin(seed)
 
     return _take(parts(), max_bytes)
