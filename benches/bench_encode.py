@@ -121,7 +121,7 @@ def pathological(kind: str, size: int, seed: int) -> str:
     if kind == "digits":
         return "".join(rng.choice("0123456789") for _ in range(size))
     if kind == "punctuation":
-        return "".join(rng.choice("!\"#$%&()*+,-./:;<=>?@[]^_`{|}~") for _ in range(size))
+        return "".join(rng.choice('!"#$%&()*+,-./:;<=>?@[]^_`{|}~') for _ in range(size))
     if kind == "cjk_word":
         return "".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(size // 3))
     raise ValueError(kind)

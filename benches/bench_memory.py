@@ -46,7 +46,10 @@ print(json.dumps({"tokens": int(tokens.size), "bytes": len(text.encode()), "seco
 
 def measure(name: str, kind: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, name, kind], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", CHILD, name, kind],
+        capture_output=True,
+        text=True,
+        check=True,
         timeout=600,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -61,8 +64,11 @@ def test_encode_to_numpy_peak_memory(benchmark, name, kind):
     budget = 4.5 * result["tokens"] + 16 * 2**20
     benchmark.group = "memory encode_to_numpy 20 MB"
     benchmark.extra_info.update(
-        contender="fastllm", bytes=result["bytes"], tokens=result["tokens"],
-        extra_mb=extra / 2**20, budget_mb=budget / 2**20,
+        contender="fastllm",
+        bytes=result["bytes"],
+        tokens=result["tokens"],
+        extra_mb=extra / 2**20,
+        budget_mb=budget / 2**20,
         bytes_per_token_above_baseline=extra / result["tokens"],
     )
     assert result["tokens"] > 1_000_000

@@ -23,7 +23,7 @@ def available(contender: str) -> bool:
     return name is None or importlib.util.find_spec(name) is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ranks(name: str) -> dict[bytes, int]:
     from tiktoken.load import load_tiktoken_bpe
 
@@ -31,7 +31,7 @@ def ranks(name: str) -> dict[bytes, int]:
     return load_tiktoken_bpe(str(spec.path), expected_hash=spec.sha256)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def encoder(contender: str, name: str):
     spec = BUNDLED[name]
     if contender == "fastllm":
@@ -40,7 +40,9 @@ def encoder(contender: str, name: str):
         import tiktoken
 
         return tiktoken.Encoding(
-            name, pat_str=spec.pattern, mergeable_ranks=ranks(name),
+            name,
+            pat_str=spec.pattern,
+            mergeable_ranks=ranks(name),
             special_tokens=dict(spec.special_tokens),
         )
     if contender == "pure_python":

@@ -39,6 +39,9 @@ pub enum Error {
     NoSuchToken(u32),
     /// `encode_single_token` was given bytes that are not one token.
     NotAToken(Vec<u8>),
+    /// A word outside the vocabulary of a `SimpleTokenizer` without an unknown token (the book's
+    /// `SimpleTokenizerV1` raises `KeyError` too).
+    UnknownWord(String),
     /// Text contains a special token that the caller did not allow.
     DisallowedSpecial(String),
     /// Any other bad argument, with a message that names it.
@@ -50,7 +53,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::InvalidToken(_) | Error::NoSuchToken(_) | Error::NotAToken(_) => ErrorKind::Key,
+            Error::InvalidToken(_)
+            | Error::NoSuchToken(_)
+            | Error::NotAToken(_)
+            | Error::UnknownWord(_) => ErrorKind::Key,
             Error::Io { .. } => ErrorKind::Os,
             _ => ErrorKind::Value,
         }
@@ -92,6 +98,12 @@ impl fmt::Display for Error {
             Error::InvalidToken(token) => write!(f, "Invalid token for decoding: {token}"),
             Error::NoSuchToken(token) => write!(f, "{token}"),
             Error::NotAToken(bytes) => write!(f, "{bytes:?} is not a single token"),
+            Error::UnknownWord(word) => write!(
+                f,
+                "{} is not in the vocabulary and this SimpleTokenizer has unk_token=None; add the \
+                 word to the vocabulary or build the tokenizer with unk_token='<|unk|>'",
+                crate::encoding::py_repr(word)
+            ),
             Error::DisallowedSpecial(token) => write!(
                 f,
                 "Encountered text corresponding to disallowed special token {token:?}"

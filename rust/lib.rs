@@ -8,7 +8,9 @@ pub mod error;
 pub mod parallel;
 pub mod patterns;
 pub mod pretok;
+pub mod simple;
 pub mod vocab;
+pub mod windows;
 
 #[cfg(feature = "python")]
 mod py;

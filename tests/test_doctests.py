@@ -7,7 +7,15 @@ import importlib
 
 import pytest
 
-MODULES = ["fastllm", "fastllm.core", "fastllm.registry", "fastllm.corpus"]
+MODULES = [
+    "fastllm",
+    "fastllm.core",
+    "fastllm.registry",
+    "fastllm.corpus",
+    "fastllm.simple",
+    "fastllm.windows",
+    "fastllm.data",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
-from fastllm._fastllm import __version__
+import os as _os
+
+from fastllm._fastllm import __version__, get_num_threads, set_num_threads
 from fastllm.core import Encoding
 from fastllm.registry import (
     encoding_for_model,
@@ -16,12 +18,21 @@ from fastllm.registry import (
     get_encoding,
     list_encoding_names,
 )
+from fastllm.simple import SimpleTokenizer
+from fastllm.windows import sliding_windows
 
 __all__ = [
     "Encoding",
+    "SimpleTokenizer",
     "__version__",
     "encoding_for_model",
     "encoding_name_for_model",
     "get_encoding",
+    "get_num_threads",
     "list_encoding_names",
+    "set_num_threads",
+    "sliding_windows",
 ]
+
+if _os.environ.get("FASTLLM_NUM_THREADS", "").isdigit():
+    set_num_threads(int(_os.environ["FASTLLM_NUM_THREADS"]))

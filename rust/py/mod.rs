@@ -1,6 +1,7 @@
 //! The Python bindings: the only module that uses pyo3. It converts types, releases the GIL around
 //! the core's work, and maps the core's one error type to Python exceptions.
 
+mod data;
 mod encoding;
 
 use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
@@ -36,5 +37,6 @@ fn _fastllm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CL100K_PATTERN", crate::patterns::CL100K)?;
     m.add("O200K_PATTERN", crate::patterns::O200K)?;
     encoding::register(m)?;
+    data::register(m)?;
     Ok(())
 }
