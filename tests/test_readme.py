@@ -69,3 +69,24 @@ def test_cli_missing_file_is_a_clear_error(tmp_path):
     )
     assert run.returncode != 0
     assert "cannot read" in run.stderr and "nope.txt" in run.stderr
+
+
+def _runnable_blocks() -> list[str]:
+    """The README's python blocks whose printed values are written as ``# expected`` comments."""
+    blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+    return [b for b in blocks if "print(" in b and "from_tiktoken_file" not in b]
+
+
+@pytest.mark.parametrize("index", range(len(_runnable_blocks())))
+def test_readme_python_blocks_print_what_they_say(index, capsys):
+    block = _runnable_blocks()[index]
+    if "torch" in block:
+        pytest.importorskip("torch")
+    exec(compile(block, f"README block {index}", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    expected = [
+        line.split("# ", 1)[1].strip()
+        for line in block.splitlines()
+        if line.startswith("print(") and "# " in line
+    ]
+    assert printed == expected
