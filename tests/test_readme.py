@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import fastllm
 import pytest
+
+import fastllm
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -90,3 +91,17 @@ def test_readme_python_blocks_print_what_they_say(index, capsys):
         if line.startswith("print(") and "# " in line
     ]
     assert printed == expected
+
+
+def test_readme_embed_and_attend_block_runs(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    block = next(
+        b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "plot_attention" in b
+    )
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, object] = {}
+    exec(compile(block, "README embed-and-attend", "exec"), scope)
+    assert tuple(scope["context"].shape) == (8, 4, 256)
+    assert tuple(scope["weights"].shape) == (8, 4, 4, 4)
+    assert (tmp_path / "attention.png").stat().st_size > 1000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os as _os
 
+from fastllm import corpus
 from fastllm._fastllm import __version__, get_num_threads, set_num_threads
 from fastllm.core import Encoding
 from fastllm.registry import (
@@ -25,6 +26,7 @@ __all__ = [
     "Encoding",
     "SimpleTokenizer",
     "__version__",
+    "corpus",
     "encoding_for_model",
     "encoding_name_for_model",
     "get_encoding",
