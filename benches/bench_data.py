@@ -29,18 +29,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import fastllm
 import numpy as np
 import pytest
+
+import fastllm
 from conftest import chunks
 from fastllm import SimpleTokenizer, corpus, sliding_windows
 from fastllm.registry import BUNDLED
 
 torch = pytest.importorskip("torch")
 tiktoken = pytest.importorskip("tiktoken")
-from fastllm.data import GPTDataset, create_dataloader  # noqa: E402
 from tiktoken.load import load_tiktoken_bpe  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from fastllm.data import GPTDataset, create_dataloader  # noqa: E402
 
 # ---- the book's code (chapter 2), verbatim apart from formatting ----
 

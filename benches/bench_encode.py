@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from conftest import KINDS, chunks
 from peers import available, encoder
 

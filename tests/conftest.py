@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import fastllm
 import pytest
+
+import fastllm
 from fastllm.registry import BUNDLED
 
 tiktoken = pytest.importorskip("tiktoken")

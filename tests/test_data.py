@@ -10,11 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
 import fastllm.data  # noqa: E402
 from conftest import reference_encoding  # noqa: E402
 from fastllm import SimpleTokenizer, corpus  # noqa: E402
 from fastllm.data import GPTDataset, create_dataloader, encode_text  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 # ---- the book's reference code (section 2.6), written from its description ----
 

@@ -9,9 +9,10 @@ import os
 import pickle
 import sys
 
-import fastllm
 import numpy as np
 import pytest
+
+import fastllm
 from conftest import reference_encoding
 from fastllm import _fastllm
 from fastllm.registry import BUNDLED

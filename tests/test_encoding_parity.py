@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 
-import fastllm
 import pytest
-from conftest import ENCODING_NAMES, reference_encoding
-from fastllm import corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import fastllm
+from conftest import ENCODING_NAMES, reference_encoding
+from fastllm import corpus
 
 CORPUS_BYTES = 1_500_000
 
