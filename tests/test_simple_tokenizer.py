@@ -8,13 +8,14 @@ import pickle
 import re
 import threading
 
-import fastllm
-import fastllm.simple
 import numpy as np
 import pytest
-from fastllm import SimpleTokenizer, corpus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import fastllm
+import fastllm.simple
+from fastllm import SimpleTokenizer, corpus
 
 # ---- the book's reference code (section 2.3/2.4), written from its description ----
 

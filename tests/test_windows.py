@@ -8,13 +8,14 @@ import sys
 import time
 import tracemalloc
 
-import fastllm
-import fastllm.windows
 import numpy as np
 import pytest
-from fastllm import sliding_windows
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import fastllm
+import fastllm.windows
+from fastllm import sliding_windows
 
 
 def book_windows(token_ids, max_length, stride):
