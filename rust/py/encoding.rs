@@ -102,6 +102,14 @@ fn extract_tokens(tokens: &Bound<'_, PyAny>) -> PyResult<Vec<Rank>> {
 }
 
 impl PyCoreBpe {
+    fn special_sets(
+        &self,
+        allowed: &Bound<'_, PyAny>,
+        disallowed: &Bound<'_, PyAny>,
+    ) -> PyResult<(SpecialSet, SpecialSet)> {
+        Ok((self.special_set(allowed)?, self.special_set(disallowed)?))
+    }
+
     fn special_set(&self, names: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {
         let mut owned: Vec<PyBackedStr> = Vec::new();
         for item in names.try_iter()? {
@@ -270,8 +278,7 @@ impl PyCoreBpe {
         allowed_special: &Bound<'py, PyAny>,
         disallowed_special: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let allowed = self.special_set(allowed_special)?;
-        let disallowed = self.special_set(disallowed_special)?;
+        let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
         let tokens = py.detach(|| self.inner.encode(&text, &allowed, &disallowed))?;
         self.to_list(py, &tokens)
     }
@@ -283,8 +290,7 @@ impl PyCoreBpe {
         allowed_special: &Bound<'py, PyAny>,
         disallowed_special: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<Rank>>> {
-        let allowed = self.special_set(allowed_special)?;
-        let disallowed = self.special_set(disallowed_special)?;
+        let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
         let tokens = py.detach(|| self.inner.encode_to_vec(&text, &allowed, &disallowed))?;
         Ok(tokens.into_pyarray(py))
     }
@@ -296,8 +302,7 @@ impl PyCoreBpe {
         allowed_special: &Bound<'_, PyAny>,
         disallowed_special: &Bound<'_, PyAny>,
     ) -> PyResult<usize> {
-        let allowed = self.special_set(allowed_special)?;
-        let disallowed = self.special_set(disallowed_special)?;
+        let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
         Ok(py.detach(|| {
             self.inner
                 .encode(&text, &allowed, &disallowed)
@@ -314,8 +319,7 @@ impl PyCoreBpe {
         disallowed_special: &Bound<'py, PyAny>,
         num_threads: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let allowed = self.special_set(allowed_special)?;
-        let disallowed = self.special_set(disallowed_special)?;
+        let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
         let batch = py.detach(|| {
             let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
             self.inner
@@ -334,8 +338,7 @@ impl PyCoreBpe {
         disallowed_special: &Bound<'py, PyAny>,
         num_threads: usize,
     ) -> PyResult<(Bound<'py, PyArray1<Rank>>, Bound<'py, PyArray1<i64>>)> {
-        let allowed = self.special_set(allowed_special)?;
-        let disallowed = self.special_set(disallowed_special)?;
+        let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
         let (tokens, offsets) = py.detach(|| {
             let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
             self.inner
