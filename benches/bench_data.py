@@ -22,7 +22,6 @@ Run:
 from __future__ import annotations
 
 import json
-import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -35,73 +34,13 @@ import pytest
 import fastllm
 from conftest import chunks
 from fastllm import SimpleTokenizer, corpus, sliding_windows
-from fastllm.registry import BUNDLED
 
 torch = pytest.importorskip("torch")
 tiktoken = pytest.importorskip("tiktoken")
-from tiktoken.load import load_tiktoken_bpe  # noqa: E402
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
-
+from book_tokenizer import SimpleTokenizerV2  # noqa: E402  (tests/: the book's code)
+from book_torch import create_dataloader_v1  # noqa: E402
 from fastllm.data import GPTDataset, create_dataloader  # noqa: E402
-
-# ---- the book's code (chapter 2), verbatim apart from formatting ----
-
-
-class SimpleTokenizerV2:
-    def __init__(self, vocab):
-        self.str_to_int = vocab
-        self.int_to_str = {i: s for s, i in vocab.items()}
-
-    def encode(self, text):
-        preprocessed = re.split(r'([,.:;?_!"()\']|--|\s)', text)
-        preprocessed = [item.strip() for item in preprocessed if item.strip()]
-        preprocessed = [item if item in self.str_to_int else "<|unk|>" for item in preprocessed]
-        ids = [self.str_to_int[s] for s in preprocessed]
-        return ids
-
-    def decode(self, ids):
-        text = " ".join([self.int_to_str[i] for i in ids])
-        text = re.sub(r'\s+([,.:;?!"()\'])', r"\1", text)
-        return text
-
-
-class GPTDatasetV1(Dataset):
-    def __init__(self, txt, tokenizer, max_length, stride):
-        self.input_ids = []
-        self.target_ids = []
-        token_ids = tokenizer.encode(txt, allowed_special={"<|endoftext|>"})
-        assert len(token_ids) > max_length, "Number of tokenized inputs must be > max_length"
-        for i in range(0, len(token_ids) - max_length, stride):
-            input_chunk = token_ids[i : i + max_length]
-            target_chunk = token_ids[i + 1 : i + max_length + 1]
-            self.input_ids.append(torch.tensor(input_chunk))
-            self.target_ids.append(torch.tensor(target_chunk))
-
-    def __len__(self):
-        return len(self.input_ids)
-
-    def __getitem__(self, idx):
-        return self.input_ids[idx], self.target_ids[idx]
-
-
-def create_dataloader_v1(
-    txt,
-    batch_size=4,
-    max_length=256,
-    stride=128,
-    shuffle=True,
-    drop_last=True,
-    num_workers=0,
-    tokenizer=None,
-):
-    dataset = GPTDatasetV1(txt, tokenizer, max_length, stride)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        num_workers=num_workers,
-    )
+from reference import reference_encoding  # noqa: E402
 
 
 class PretokenizedText:
@@ -112,16 +51,6 @@ class PretokenizedText:
 
     def encode(self, txt: str, allowed_special: Any = None) -> list[int]:
         return self.ids
-
-
-def tiktoken_gpt2() -> Any:
-    spec = BUNDLED["gpt2"]
-    return tiktoken.Encoding(
-        "gpt2",
-        pat_str=spec.pattern,
-        mergeable_ranks=load_tiktoken_bpe(str(spec.path), expected_hash=spec.sha256),
-        special_tokens=dict(spec.special_tokens),
-    )
 
 
 # ---- SimpleTokenizer ----
@@ -308,7 +237,7 @@ def test_text_to_dataloader_1_2m(benchmark: Any, source_texts, contender: str) -
             return create_dataloader(text, tokenizer=tokenizer)
 
     else:
-        tokenizer = tiktoken_gpt2()
+        tokenizer = reference_encoding("gpt2")
 
         def build(text: str) -> Any:
             return create_dataloader_v1(text, tokenizer=tokenizer)

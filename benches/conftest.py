@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import platform
+import sys
+from pathlib import Path
 
 from fastllm import corpus
+
+# The book's reference code and the offline tiktoken reference live in tests/ (tests compare
+# with them, benchmarks time them); benchmarks import them from there.
+sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))
 
 KINDS = ("english", "python", "non_latin")
 

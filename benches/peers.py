@@ -25,10 +25,9 @@ def available(contender: str) -> bool:
 
 @functools.cache
 def ranks(name: str) -> dict[bytes, int]:
-    from tiktoken.load import load_tiktoken_bpe
+    from reference import reference_encoding
 
-    spec = BUNDLED[name]
-    return load_tiktoken_bpe(str(spec.path), expected_hash=spec.sha256)
+    return reference_encoding(name)._mergeable_ranks
 
 
 @functools.cache
@@ -37,14 +36,9 @@ def encoder(contender: str, name: str):
     if contender == "fastllm":
         return fastllm.get_encoding(name)
     if contender == "tiktoken":
-        import tiktoken
+        from reference import reference_encoding
 
-        return tiktoken.Encoding(
-            name,
-            pat_str=spec.pattern,
-            mergeable_ranks=ranks(name),
-            special_tokens=dict(spec.special_tokens),
-        )
+        return reference_encoding(name)
     if contender == "pure_python":
         from pure_python_bpe import PurePythonBPE
 

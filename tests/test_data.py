@@ -10,53 +10,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 import fastllm.data  # noqa: E402
+from book_torch import GPTDatasetV1, create_dataloader_v1  # noqa: E402
 from conftest import reference_encoding  # noqa: E402
 from fastllm import SimpleTokenizer, corpus  # noqa: E402
 from fastllm.data import GPTDataset, create_dataloader, encode_text  # noqa: E402
-
-# ---- the book's reference code (section 2.6), written from its description ----
-
-
-class GPTDatasetV1(Dataset):
-    def __init__(self, txt, tokenizer, max_length, stride):
-        self.input_ids = []
-        self.target_ids = []
-
-        # Tokenize the entire text
-        token_ids = tokenizer.encode(txt, allowed_special={"<|endoftext|>"})
-        assert len(token_ids) > max_length, "Number of tokenized inputs must be > max_length"
-
-        # Use a sliding window to chunk the book into overlapping sequences of max_length
-        for i in range(0, len(token_ids) - max_length, stride):
-            input_chunk = token_ids[i : i + max_length]
-            target_chunk = token_ids[i + 1 : i + max_length + 1]
-            self.input_ids.append(torch.tensor(input_chunk))
-            self.target_ids.append(torch.tensor(target_chunk))
-
-    def __len__(self):
-        return len(self.input_ids)
-
-    def __getitem__(self, idx):
-        return self.input_ids[idx], self.target_ids[idx]
-
-
-def create_dataloader_v1(
-    txt, batch_size=4, max_length=256, stride=128, shuffle=True, drop_last=True, num_workers=0
-):
-    # The book calls tiktoken.get_encoding("gpt2"); this is the same encoding, built offline.
-    tokenizer = reference_encoding("gpt2")
-    dataset = GPTDatasetV1(txt, tokenizer, max_length, stride)
-    dataloader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        num_workers=num_workers,
-    )
-    return dataloader
 
 
 @pytest.fixture(scope="module")
