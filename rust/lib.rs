@@ -9,6 +9,7 @@ pub mod parallel;
 pub mod patterns;
 pub mod pretok;
 pub mod simple;
+pub mod train;
 pub mod vocab;
 pub mod windows;
 

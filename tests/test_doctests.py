@@ -17,6 +17,7 @@ MODULES = [
     "fastllm.data",
     "fastllm.nn.attention",
     "fastllm.nn.embedding",
+    "fastllm.train",
 ]
 
 

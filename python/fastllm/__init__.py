@@ -20,6 +20,7 @@ from fastllm.registry import (
     list_encoding_names,
 )
 from fastllm.simple import SimpleTokenizer
+from fastllm.train import train_bpe
 from fastllm.windows import sliding_windows
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "list_encoding_names",
     "set_num_threads",
     "sliding_windows",
+    "train_bpe",
 ]
 
 if _os.environ.get("FASTLLM_NUM_THREADS", "").isdigit():

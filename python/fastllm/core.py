@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from fastllm.train import Explanation
+
 __all__ = ["Encoding", "resolve_pattern"]
 
 AllowedSpecial = Union[Literal["all"], AbstractSet[str]]
@@ -530,6 +532,44 @@ class Encoding:
         50257
         """
         return self.max_token_value + 1
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Saves as a ``.tiktoken`` rank file plus ``path + ".json"`` (pattern, special tokens,
+        sha256). tiktoken's ``load_tiktoken_bpe`` reads the rank file.
+
+        >>> import os, tempfile, fastllm
+        >>> path = os.path.join(tempfile.mkdtemp(), "gpt2.tiktoken")
+        >>> fastllm.get_encoding("gpt2").save(path)
+        >>> fastllm.Encoding.load(path).encode("hello world")
+        [31373, 995]
+        """
+        from fastllm.train import save_encoding
+
+        save_encoding(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, name: str | None = None) -> Encoding:
+        """Loads an encoding written by :meth:`save`, checking the rank file's sha256.
+
+        >>> import fastllm
+        >>> fastllm.Encoding.load("missing.tiktoken")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        FileNotFoundError: ...
+        """
+        from fastllm.train import load_encoding
+
+        return load_encoding(path, name=name)
+
+    def explain(self, text: str) -> Explanation:
+        """Each pre-token piece of ``text`` and its merge steps; ``print()`` it for a table.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2").explain("hello world").ids
+        [31373, 995]
+        """
+        from fastllm.train import explain
+
+        return explain(self, text)
 
     @functools.cached_property
     def _mergeable_ranks(self) -> dict[bytes, int]:

@@ -3,6 +3,7 @@
 
 mod data;
 mod encoding;
+mod train;
 
 use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -38,5 +39,6 @@ fn _fastllm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("O200K_PATTERN", crate::patterns::O200K)?;
     encoding::register(m)?;
     data::register(m)?;
+    train::register(m)?;
     Ok(())
 }
