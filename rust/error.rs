@@ -46,6 +46,19 @@ pub enum Error {
     DisallowedSpecial(String),
     /// Any other bad argument, with a message that names it.
     InvalidArgument(String),
+    /// Input text that is not UTF-8 (with `errors="strict"`): the file and the byte offset of the
+    /// first invalid byte (in the decompressed stream for `.gz`/`.zst` files).
+    InvalidUtf8 { path: String, offset: u64 },
+    /// A JSONL line that is not a JSON object with the wanted string field (line numbers from 1).
+    BadRecord {
+        path: String,
+        line: u64,
+        reason: String,
+    },
+    /// Writing a file failed (full disk, permissions, ...).
+    Write { path: String, reason: String },
+    /// A long run was stopped on request (Ctrl-C, SIGTERM, an exception in a progress callback).
+    Interrupted,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -58,6 +71,7 @@ impl Error {
             | Error::NotAToken(_)
             | Error::UnknownWord(_) => ErrorKind::Key,
             Error::Io { .. } => ErrorKind::Os,
+            Error::Write { .. } => ErrorKind::Os,
             _ => ErrorKind::Value,
         }
     }
@@ -109,6 +123,14 @@ impl fmt::Display for Error {
                 "Encountered text corresponding to disallowed special token {token:?}"
             ),
             Error::InvalidArgument(message) => f.write_str(message),
+            Error::InvalidUtf8 { path, offset } => write!(
+                f,
+                "{path}: invalid UTF-8 at byte offset {offset}; fix the file, or pass \
+                 errors=\"replace\" (--errors replace) to read invalid bytes as U+FFFD"
+            ),
+            Error::BadRecord { path, line, reason } => write!(f, "{path}, line {line}: {reason}"),
+            Error::Write { path, reason } => write!(f, "cannot write {path}: {reason}"),
+            Error::Interrupted => f.write_str("interrupted"),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! feature) is the one module that talks to pyo3.
 
 pub mod bpe;
+pub mod corpus;
 pub mod encoding;
 pub mod error;
 pub mod parallel;

@@ -18,6 +18,9 @@ MODULES = [
     "fastllm.nn.attention",
     "fastllm.nn.embedding",
     "fastllm.train",
+    "fastllm.tokenize",
+    "fastllm.cli_corpus",
+    "fastllm.data.tokenfile",
 ]
 
 

@@ -20,6 +20,7 @@ from fastllm.registry import (
     list_encoding_names,
 )
 from fastllm.simple import SimpleTokenizer
+from fastllm.tokenize import count_tokens_in_files, tokenize_files
 from fastllm.train import train_bpe
 from fastllm.windows import sliding_windows
 
@@ -28,6 +29,7 @@ __all__ = [
     "SimpleTokenizer",
     "__version__",
     "corpus",
+    "count_tokens_in_files",
     "encoding_for_model",
     "encoding_name_for_model",
     "get_encoding",
@@ -35,6 +37,7 @@ __all__ = [
     "list_encoding_names",
     "set_num_threads",
     "sliding_windows",
+    "tokenize_files",
     "train_bpe",
 ]
 

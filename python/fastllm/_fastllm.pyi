@@ -134,3 +134,49 @@ class BpeTrainer:
 def split_pieces(
     pat_str: str, text: str, special_tokens: Sequence[str] = ...
 ) -> list[tuple[str, bool]]: ...
+
+# ---- corpus tokenization to token files (rust/py/corpus.rs) ----
+
+from collections.abc import Callable as _ProgressCallable  # noqa: E402
+from collections.abc import Sequence as _PathSequence  # noqa: E402
+
+class CorpusEncoder:
+    def __init__(
+        self, name: str, tiktoken_bytes: bytes, special_tokens: dict[str, int], pat_str: str
+    ) -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def vocab_sha256(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def eot_token(self) -> int | None: ...
+
+def tokenize_files(
+    encoder: CorpusEncoder,
+    paths: _PathSequence[str],
+    formats: _PathSequence[str],
+    out: str,
+    *,
+    field: str,
+    eot: bool,
+    errors: str,
+    num_threads: int,
+    resume: bool,
+    checkpoint_interval: float,
+    job_bytes: int,
+    progress: _ProgressCallable[[int, int, int, int], object] | None = None,
+) -> str: ...
+def count_files(
+    encoder: CorpusEncoder,
+    paths: _PathSequence[str],
+    formats: _PathSequence[str],
+    *,
+    field: str,
+    eot: bool,
+    errors: str,
+    num_threads: int,
+    job_bytes: int,
+    progress: _ProgressCallable[[int, int, int, int], object] | None = None,
+) -> str: ...

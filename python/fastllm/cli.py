@@ -14,6 +14,7 @@ from pathlib import Path
 
 import fastllm
 from fastllm import corpus
+from fastllm.cli_corpus import add_corpus_parsers
 from fastllm.cli_train import add_train_parser
 
 DEFAULT_BYTES = 8_000_000
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=0, help="threads for the batch run (default: all cores)"
     )
     encode.set_defaults(func=cmd_encode)
+    add_corpus_parsers(sub)
     add_train_parser(sub)
     return parser
 

@@ -32,9 +32,11 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
+from fastllm.data.tokenfile import RandomOffsetSampler, TokenFileDataset
 from fastllm.windows import TokenArray, as_token_array, sliding_windows
 
 __all__ = ["GPTDataset", "Tokenizer", "create_dataloader", "encode_text"]
+__all__ += ["RandomOffsetSampler", "TokenFileDataset"]
 
 #: The special token the book allows when it encodes a training text.
 _ALLOWED_SPECIAL = frozenset({"<|endoftext|>"})

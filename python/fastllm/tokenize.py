@@ -1,0 +1,594 @@
+"""Tokenize large corpora into memory-mapped token files, or count their tokens (Rust, all cores).
+
+:func:`tokenize_files` reads text and JSONL files (plain, ``.gz`` or ``.zst``; directories are
+recursed and glob patterns expanded), encodes every document on all cores with the GIL released,
+and writes, in input order:
+
+- ``OUT``: the tokens of each document followed by ``<|endoftext|>``, flat, ``uint16`` when the
+  vocabulary fits (GPT-2) else ``uint32``, little-endian: ``np.memmap(OUT, dtype)`` reads it;
+- ``OUT.idx``: ``uint64`` token offsets where each document starts, then the token count;
+- ``OUT.json``: the sidecar: encoding name and vocabulary checksum, dtype, token and document
+  counts, the inputs with their sizes and counts (:func:`read_sidecar` reads it).
+
+Work in progress lives in ``OUT.partial``, ``OUT.idx.partial`` and the journal
+``OUT.partial.json`` (checkpointed every few seconds); only a complete run renames them and
+writes ``OUT.json``, last. A rerun of a stopped run (Ctrl-C, SIGTERM, a bad input, a full disk,
+even SIGKILL) reuses the work up to its last checkpoint when the encoding, settings and the inputs
+read so far are unchanged, and says why when it cannot; a rerun of a complete one does nothing.
+
+:func:`count_tokens_in_files` counts tokens per file and in total without writing anything.
+
+>>> import pathlib, tempfile
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "a.txt").write_text("Hello, world!")
+>>> _ = (folder / "b.jsonl").write_text('{"text": "one"}\\n{"text": "two"}\\n')
+>>> stats = tokenize_files(folder, folder / "tokens.bin")
+>>> stats.tokens, stats.documents, stats.dtype
+(9, 3, 'uint16')
+>>> import numpy as np
+>>> np.memmap(folder / "tokens.bin", dtype=np.uint16, mode="r").tolist()
+[15496, 11, 995, 0, 50256, 505, 50256, 11545, 50256]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import glob
+import json
+import os
+import signal
+import stat
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from fastllm import _fastllm
+
+if TYPE_CHECKING:
+    from fastllm.core import Encoding
+
+__all__ = [
+    "CountStats",
+    "FileCount",
+    "Terminated",
+    "TokenizeStats",
+    "count_tokens_in_files",
+    "index_path",
+    "input_format",
+    "read_sidecar",
+    "resolve_inputs",
+    "sidecar_path",
+    "tokenize_files",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+Inputs = Union[PathLike, Iterable[PathLike]]
+#: ``progress(bytes_done, bytes_total, tokens, documents)``, called about every 100 ms.
+Progress = Callable[[int, int, int, int], object]
+
+_FORMATS = ("auto", "text", "jsonl")
+_JSONL_SUFFIXES = (".jsonl", ".ndjson")
+_COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
+#: Input bytes per encoder job (the Rust default; tests pass smaller ones).
+_JOB_BYTES = 1 << 20
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised instead of ``KeyboardInterrupt`` when SIGTERM stops a run.
+
+    >>> issubclass(Terminated, KeyboardInterrupt)
+    True
+    """
+
+
+def sidecar_path(out: PathLike) -> Path:
+    """The JSON sidecar of the token file ``out``.
+
+    >>> sidecar_path("data/train.bin").as_posix()
+    'data/train.bin.json'
+    """
+    return Path(os.fspath(out) + ".json")
+
+
+def index_path(out: PathLike) -> Path:
+    """The document index (``uint64`` token offsets) of the token file ``out``.
+
+    >>> index_path("data/train.bin").as_posix()
+    'data/train.bin.idx'
+    """
+    return Path(os.fspath(out) + ".idx")
+
+
+def _own_files(out: PathLike) -> set[str]:
+    base = os.path.abspath(os.fspath(out))
+    names = {base + s for s in ("", ".idx", ".json", ".partial", ".idx.partial", ".partial.json")}
+    return names | {name + ".tmp" for name in names}
+
+
+def read_sidecar(out: PathLike) -> dict[str, Any]:
+    """The sidecar of a complete token file written by :func:`tokenize_files`.
+
+    ``FileNotFoundError`` when there is none (the run did not complete, or another program wrote
+    the file).
+
+    >>> read_sidecar("no/such/tokens.bin")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: [Errno 2] no/such/tokens.bin.json not found: ...
+    """
+    path = sidecar_path(out)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        partial = Path(os.fspath(out) + ".partial")
+        why = (
+            f"{partial} exists: the run was stopped; rerun it to resume"
+            if partial.exists()
+            else "is this a token file written by fastllm tokenize?"
+        )
+        raise FileNotFoundError(errno.ENOENT, f"{path} not found: {why}", str(path)) from None
+    meta: dict[str, Any] = json.loads(text)
+    if meta.get("kind") != "fastllm-token-file":
+        raise ValueError(f"{path} is not a fastllm token file sidecar")
+    return meta
+
+
+def input_format(path: PathLike, format: str = "auto") -> str:
+    """``"text"`` or ``"jsonl"`` for one input: ``format`` itself, or from the file name.
+
+    With ``"auto"``, ``*.jsonl`` and ``*.ndjson`` (also compressed: ``.gz``, ``.zst``) are JSONL,
+    everything else is text.
+
+    >>> input_format("data/part-0.jsonl.zst"), input_format("book.txt")
+    ('jsonl', 'text')
+    """
+    if format not in _FORMATS:
+        raise ValueError(f"format must be one of {', '.join(_FORMATS)}; got {format!r}")
+    if format != "auto":
+        return format
+    name = os.path.basename(os.fspath(path)).lower()
+    for suffix in _COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return "jsonl" if name.endswith(_JSONL_SUFFIXES) else "text"
+
+
+def _walk(folder: str) -> list[str]:
+    found: list[str] = []
+    for root, subdirs, names in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d != "__pycache__")
+        found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
+    return sorted(found)
+
+
+def _as_list(inputs: Inputs) -> list[PathLike]:
+    if isinstance(inputs, (str, os.PathLike)):
+        return [inputs]
+    return list(inputs)
+
+
+def _resolve(inputs: Inputs, exclude: Iterable[PathLike] = ()) -> list[str]:
+    """:func:`resolve_inputs` as absolute path strings (one ``stat`` per named input)."""
+    names = _as_list(inputs)
+    skip = {os.path.abspath(os.fspath(p)) for p in exclude}
+    found: list[str] = []
+    seen: set[str] = set()
+    cwd = os.getcwd()
+
+    def add(path: str) -> None:
+        absolute = os.path.normpath(path if os.path.isabs(path) else os.path.join(cwd, path))
+        if absolute not in seen and absolute not in skip:
+            seen.add(absolute)
+            found.append(absolute)
+
+    for item in names:
+        name = os.fspath(item)
+        try:
+            is_dir: bool | None = stat.S_ISDIR(os.stat(name).st_mode)
+        except OSError:
+            is_dir = None
+        if is_dir:
+            for file in _walk(name):
+                add(file)
+        elif is_dir is not None:
+            add(name)
+        elif any(c in name for c in "*?["):
+            matches = sorted(glob.glob(name, recursive=True))
+            if not matches:
+                raise FileNotFoundError(errno.ENOENT, "no file matches the pattern", name)
+            for match in matches:
+                if os.path.isdir(match):
+                    for file in _walk(match):
+                        add(file)
+                else:
+                    add(match)
+        else:
+            raise FileNotFoundError(errno.ENOENT, "no such input file or directory", name)
+    if not found:
+        listed = ", ".join(os.fspath(n) for n in names) or "(nothing)"
+        raise ValueError(f"no input files found in {listed}")
+    return found
+
+
+def resolve_inputs(inputs: Inputs, *, exclude: Iterable[PathLike] = ()) -> list[Path]:
+    """The input files, in order: files as given, directories recursed (sorted; hidden files and
+    ``__pycache__`` skipped), glob patterns expanded (sorted; ``**`` recurses).
+
+    Paths are made absolute; a file found twice is kept once; ``exclude`` (and nothing else) is
+    left out. ``FileNotFoundError`` names a missing input or a pattern that matches nothing;
+    ``ValueError`` when no file is found at all.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ["b.txt", "a.txt", "sub/c.jsonl"]:
+    ...     (folder / name).parent.mkdir(exist_ok=True)
+    ...     _ = (folder / name).write_text("x")
+    >>> [p.relative_to(folder).as_posix() for p in resolve_inputs(folder)]
+    ['a.txt', 'b.txt', 'sub/c.jsonl']
+    >>> [p.name for p in resolve_inputs(str(folder / "*.txt"))]
+    ['a.txt', 'b.txt']
+    """
+    return [Path(p) for p in _resolve(inputs, exclude)]
+
+
+_ENCODERS: weakref.WeakKeyDictionary[Encoding, _fastllm.CorpusEncoder] = (
+    weakref.WeakKeyDictionary()
+)
+_BUNDLED_ENCODERS: dict[str, _fastllm.CorpusEncoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def _corpus_encoder(encoding: str | Encoding) -> _fastllm.CorpusEncoder:
+    """The Rust encoder for corpus runs, built once per encoding (~0.1 s); a bundled one straight
+    from its file (checksum verified), without a Python ``Encoding``."""
+    if isinstance(encoding, str):
+        from fastllm.registry import BUNDLED, get_encoding
+
+        spec = BUNDLED.get(encoding)
+        if spec is None:
+            get_encoding(encoding)  # raises the error that lists the bundled names
+            raise ValueError(f"unknown encoding {encoding!r}")
+        with _ENCODERS_LOCK:
+            core = _BUNDLED_ENCODERS.get(encoding)
+            if core is None:
+                core = _fastllm.CorpusEncoder(
+                    encoding, spec.path.read_bytes(), spec.special_tokens, spec.pattern
+                )
+                if core.vocab_sha256 != spec.sha256:
+                    raise ValueError(
+                        f"{spec.path}: sha256 is {core.vocab_sha256}, expected {spec.sha256}; "
+                        "the file is corrupt (reinstall fastllm)"
+                    )
+                _BUNDLED_ENCODERS[encoding] = core
+        return core
+    with _ENCODERS_LOCK:
+        core = _ENCODERS.get(encoding)
+        if core is None:
+            core = _fastllm.CorpusEncoder(
+                encoding.name,
+                encoding._core_bpe.tiktoken_bytes(),
+                encoding._special_tokens,
+                encoding._pat_str,
+            )
+            _ENCODERS[encoding] = core
+    return core
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_run() -> Iterator[None]:
+    """While the block runs in the main thread, SIGTERM raises :class:`Terminated` (when SIGTERM
+    still has its default action), so the run stops cleanly and stays resumable."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated("terminated by SIGTERM")
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_threads(num_threads: int) -> int:
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 0:
+        raise ValueError(
+            f"num_threads must be an integer >= 0 (0 = all cores), got {num_threads!r}"
+        )
+    return num_threads
+
+
+def _check_errors(errors: str) -> str:
+    if errors not in ("strict", "replace"):
+        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
+    return errors
+
+
+@dataclass(frozen=True)
+class TokenizeStats:
+    """What :func:`tokenize_files` wrote (or found up to date).
+
+    >>> stats = TokenizeStats(path=Path("t.bin"), encoding="gpt2", dtype="uint16", tokens=10,
+    ...     documents=2, files=2, input_bytes=40, text_bytes=40, replaced=0, seconds=0.5)
+    >>> stats.summary()
+    'wrote t.bin: 10 tokens (uint16, gpt2) from 2 documents in 2 files, 40 B in 0.50 s (80 B/s)'
+    """
+
+    path: Path
+    encoding: str
+    dtype: str
+    tokens: int
+    documents: int
+    files: int
+    input_bytes: int
+    text_bytes: int
+    #: Invalid UTF-8 sequences read as U+FFFD (``errors="replace"``).
+    replaced: int
+    seconds: float
+    resumed: bool = False
+    #: Input bytes done by the earlier run this one resumed.
+    resumed_bytes: int = 0
+    up_to_date: bool = False
+    #: Why earlier work could not be reused, when there was some.
+    note: str | None = None
+    sidecar: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def index_path(self) -> Path:
+        """The document index next to the token file."""
+        return index_path(self.path)
+
+    @property
+    def sidecar_path(self) -> Path:
+        """The JSON sidecar next to the token file."""
+        return sidecar_path(self.path)
+
+    @property
+    def bytes_per_second(self) -> float:
+        """Input bytes processed by this run per second."""
+        done = self.input_bytes - self.resumed_bytes
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line: what was written, how much, how fast; replacements and resume if any."""
+        what = (
+            f"{self.tokens:,} tokens ({self.dtype}, {self.encoding}) from {self.documents:,} "
+            f"documents in {self.files:,} files, {_size(self.input_bytes)}"
+        )
+        if self.up_to_date:
+            return f"{self.path} is up to date: {what} (same inputs, encoding and settings)"
+        line = (
+            f"wrote {self.path}: {what} in {self.seconds:.2f} s ({_size(self.bytes_per_second)}/s)"
+        )
+        if self.resumed:
+            line += f"; resumed after {_size(self.resumed_bytes)} done earlier"
+        if self.replaced:
+            line += f"; {self.replaced:,} invalid UTF-8 sequences replaced by U+FFFD"
+        return line
+
+
+@dataclass(frozen=True)
+class FileCount:
+    """Tokens and documents of one input file (see :func:`count_tokens_in_files`).
+
+    >>> FileCount(Path("a.txt"), "text", bytes=13, text_bytes=13, documents=1, tokens=5).tokens
+    5
+    """
+
+    path: Path
+    format: str
+    bytes: int
+    text_bytes: int
+    documents: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class CountStats:
+    """Token counts per file and in total (see :func:`count_tokens_in_files`).
+
+    >>> stats = CountStats(files=[], encoding="gpt2", tokens=0, documents=0, input_bytes=0,
+    ...     text_bytes=0, replaced=0, seconds=0.0, eot=True)
+    >>> stats.tokens
+    0
+    """
+
+    files: list[FileCount]
+    encoding: str
+    tokens: int
+    documents: int
+    input_bytes: int
+    text_bytes: int
+    replaced: int
+    seconds: float
+    #: Whether the counts include one end-of-text token per document.
+    eot: bool
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,.0f} B"
+
+
+def _prepare(
+    inputs: Inputs, format: str, errors: str, num_threads: int, exclude: Iterable[PathLike] = ()
+) -> tuple[list[str], list[str]]:
+    if format not in _FORMATS:
+        raise ValueError(f"format must be one of {', '.join(_FORMATS)}; got {format!r}")
+    _check_errors(errors)
+    _check_threads(num_threads)
+    files = _resolve(inputs, exclude)
+    if format != "auto":
+        return files, [format] * len(files)
+    return files, [input_format(f) for f in files]
+
+
+def tokenize_files(
+    inputs: Inputs,
+    out: PathLike,
+    *,
+    encoding: str | Encoding = "gpt2",
+    format: str = "auto",
+    field: str = "text",
+    eot: bool = True,
+    errors: str = "strict",
+    num_threads: int = 0,
+    resume: bool = True,
+    progress: Progress | None = None,
+    checkpoint_interval: float = 5.0,
+) -> TokenizeStats:
+    """Tokenizes files into the token file ``out`` (plus ``out.idx`` and ``out.json``).
+
+    - ``inputs``: a file, directory or glob pattern, or a list of them (see
+      :func:`resolve_inputs`); ``.gz`` and ``.zst`` files are decompressed on the fly.
+    - ``encoding``: a bundled encoding's name or any :class:`fastllm.Encoding`.
+    - ``format``: ``"text"`` (a file is one document), ``"jsonl"`` (each line is a JSON object
+      whose ``field`` is one document; blank lines are skipped) or ``"auto"`` (``*.jsonl`` and
+      ``*.ndjson`` are JSONL, other files text).
+    - ``eot``: append ``<|endoftext|>`` after each document.
+    - ``errors``: ``"strict"`` stops at invalid UTF-8 with ``ValueError`` naming the file and byte
+      offset; ``"replace"`` reads it as U+FFFD, counted in ``stats.replaced``.
+    - ``num_threads``: encoder threads (0: all cores, see :func:`fastllm.set_num_threads`).
+    - ``resume``: reuse earlier work (a complete output of the same inputs, or a stopped run's
+      partial output); ``False`` starts over.
+    - ``progress``: ``progress(bytes_done, bytes_total, tokens, documents)``, about every 100 ms.
+    - ``checkpoint_interval``: seconds between checkpoints of the partial output.
+
+    Text is taken byte for byte (no newline translation; a BOM stays U+FEFF), and the tokens are
+    ``encode_ordinary`` of each document, exactly. Errors: ``FileNotFoundError`` for a missing
+    input or output directory, ``ValueError`` for bad text or JSONL (file and byte offset or line
+    number) and bad arguments, ``OSError`` for read and write failures (a full disk included),
+    ``KeyboardInterrupt`` on Ctrl-C and :class:`Terminated` on SIGTERM; in every case the work
+    done so far stays resumable and ``out`` is not created.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "doc.txt").write_text("It's a test.")
+    >>> stats = tokenize_files(folder / "doc.txt", folder / "doc.bin")
+    >>> stats.tokens, stats.dtype, stats.path.name
+    (6, 'uint16', 'doc.bin')
+    >>> tokenize_files(folder / "doc.txt", folder / "doc.bin").up_to_date
+    True
+    """
+    out_path = Path(os.fspath(out))
+    if out_path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "the output is a directory; name a file", str(out))
+    parent = out_path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"the output directory {os.fspath(parent)!r} does not exist; create it first",
+            str(out),
+        )
+    files, formats = _prepare(inputs, format, errors, num_threads, exclude=_own_files(out))
+    core = _corpus_encoder(encoding)
+    with _sigterm_stops_the_run():
+        text = _fastllm.tokenize_files(
+            core,
+            files,
+            formats,
+            str(out_path),
+            field=field,
+            eot=bool(eot),
+            errors=errors,
+            num_threads=num_threads,
+            resume=bool(resume),
+            checkpoint_interval=float(checkpoint_interval),
+            job_bytes=_JOB_BYTES,
+            progress=progress,
+        )
+    meta = json.loads(text)
+    run = meta.pop("run", {})
+    return TokenizeStats(
+        path=out_path,
+        encoding=meta["encoding"]["name"],
+        dtype=meta["dtype"],
+        tokens=meta["token_count"],
+        documents=meta["document_count"],
+        files=len(meta["inputs"]),
+        input_bytes=meta["input_bytes"],
+        text_bytes=meta["text_bytes"],
+        replaced=meta["replaced_invalid_utf8"],
+        seconds=run.get("seconds", 0.0),
+        resumed=bool(run.get("resumed", False)),
+        resumed_bytes=int(run.get("resumed_bytes", 0)),
+        up_to_date=bool(run.get("up_to_date", False)),
+        note=run.get("note"),
+        sidecar=meta,
+    )
+
+
+def count_tokens_in_files(
+    inputs: Inputs,
+    *,
+    encoding: str | Encoding = "gpt2",
+    format: str = "auto",
+    field: str = "text",
+    eot: bool = True,
+    errors: str = "strict",
+    num_threads: int = 0,
+    progress: Progress | None = None,
+) -> CountStats:
+    """Counts tokens per file and in total, as :func:`tokenize_files` would write them.
+
+    Same inputs and arguments as :func:`tokenize_files`; nothing is written. With ``eot=True``
+    (the default) every document counts one end-of-text token, so ``stats.tokens`` is the length
+    of the token file ``tokenize_files`` would write.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.txt").write_text("Hello, world!")
+    >>> stats = count_tokens_in_files(folder, eot=False)
+    >>> stats.tokens, [(f.path.name, f.tokens) for f in stats.files]
+    (4, [('a.txt', 4)])
+    """
+    files, formats = _prepare(inputs, format, errors, num_threads)
+    core = _corpus_encoder(encoding)
+    with _sigterm_stops_the_run():
+        text = _fastllm.count_files(
+            core,
+            files,
+            formats,
+            field=field,
+            eot=bool(eot),
+            errors=errors,
+            num_threads=num_threads,
+            job_bytes=_JOB_BYTES,
+            progress=progress,
+        )
+    meta = json.loads(text)
+    counts = [
+        FileCount(
+            path=Path(item["path"]),
+            format=item["format"],
+            bytes=item["bytes"],
+            text_bytes=item["text_bytes"],
+            documents=item["documents"],
+            tokens=item["tokens"],
+        )
+        for item in meta["inputs"]
+    ]
+    return CountStats(
+        files=counts,
+        encoding=meta["encoding"]["name"],
+        tokens=meta["token_count"],
+        documents=meta["document_count"],
+        input_bytes=meta["input_bytes"],
+        text_bytes=meta["text_bytes"],
+        replaced=meta["replaced_invalid_utf8"],
+        seconds=meta["seconds"],
+        eot=bool(eot),
+    )
