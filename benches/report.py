@@ -26,11 +26,13 @@ def load(path: Path) -> tuple[dict[str, dict[str, dict]], dict]:
         contender = info.get("contender")
         if not contender or "bytes" not in info:
             continue
-        group = bench["group"]
+        group = bench["group"] or bench["name"]
         size = info["bytes"]
         if group.startswith("pathological"):
             group = f"{group} {size // 1_000_000}MB"
-        groups[group][contender] = {
+        key = bench["name"] if group.startswith("memory") else contender
+        groups[group][key] = {
+            "name": bench["param"] or bench["name"],
             "mean": bench["stats"]["mean"],
             "mbps": size / bench["stats"]["mean"] / 1e6,
             "exact": info.get("exact"),
@@ -109,8 +111,9 @@ def memory_lines(groups: dict[str, dict[str, dict]]) -> list[str]:
         if group.startswith("memory"):
             for r in row.values():
                 out.append(
-                    f"- {group}: {r['tokens']:,} tokens, {r['extra_mb']:.1f} MB above baseline "
-                    f"(budget {r['budget_mb']:.1f} MB)"
+                    f"- {r.get('name', group)}: {r['bytes'] / 1e6:.1f} MB of text, "
+                    f"{r['tokens']:,} tokens, {r['extra_mb']:.1f} MB above baseline "
+                    f"(budget 4.5 B/token + 16 MB = {r['budget_mb']:.1f} MB)"
                 )
     return out
 
