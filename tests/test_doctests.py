@@ -20,6 +20,7 @@ MODULES = [
     "fastllm.train",
     "fastllm.tokenize",
     "fastllm.cli_corpus",
+    "fastllm._progress",
     "fastllm.data.tokenfile",
 ]
 

@@ -404,6 +404,7 @@ CHILD = textwrap.dedent(
 CLI_CHILD = textwrap.dedent(
     """
     import sys, time
+    import fastllm.cli
     import fastllm.cli_corpus as cli
 
     draw = cli.ProgressBar.__call__
@@ -415,7 +416,7 @@ CLI_CHILD = textwrap.dedent(
 
     cli.ProgressBar.__call__ = slow
     sys.stderr.isatty = lambda: True
-    sys.exit(cli.main(["tokenize", sys.argv[1], "-o", sys.argv[2], "--threads", "1"]))
+    sys.exit(fastllm.cli.main(["tokenize", sys.argv[1], "-o", sys.argv[2], "--threads", "1"]))
     """
 )
 

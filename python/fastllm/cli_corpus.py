@@ -6,6 +6,7 @@ summary; ``fastllm count INPUT...`` prints the tokens per file and in total. Wit
 read this Python's standard library sources (on every machine), with ``--errors replace`` as a few
 of those files are not UTF-8 on purpose.
 
+>>> from fastllm.cli import build_parser
 >>> parser = build_parser()
 >>> args = parser.parse_args(["tokenize", "data/", "-o", "train.bin", "--no-eot"])
 >>> args.inputs, args.output, args.eot, args.encoding
@@ -20,7 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["ProgressBar", "add_corpus_parsers", "build_parser", "main"]
+from fastllm._progress import TerminalLine, bar
+
+__all__ = ["ProgressBar", "add_corpus_parsers"]
 
 DEFAULT_OUTPUT = "tokens.bin"
 
@@ -38,11 +41,14 @@ class ProgressBar:
     """
 
     def __init__(self, stream: TextIO, label: str = "tokenize") -> None:
-        self.stream = stream
+        self.line = TerminalLine(stream)
         self.label = label
         self.start: tuple[float, int] | None = None
-        self.shown = False
         self.done = 0
+
+    @property
+    def shown(self) -> bool:
+        return self.line.shown
 
     def __call__(self, done: int, total: int, tokens: int, documents: int) -> None:
         now = time.perf_counter()
@@ -50,10 +56,7 @@ class ProgressBar:
             self.start = (now, done)
         then, first = self.start
         self.done = done
-        width = 24
         fraction = min(done / total, 1.0) if total else 1.0
-        filled = int(width * fraction)
-        bar = "#" * filled + "-" * (width - filled)
         speed = ""
         if now > then and done > first:  # from the first call: resumed work is not counted
             rate = (done - first) / (now - then)
@@ -61,19 +64,14 @@ class ProgressBar:
             if done < total:
                 seconds = int((total - done) / rate)
                 speed += f"  ETA {seconds // 60}:{seconds % 60:02d}"
-        self.stream.write(
-            f"\r{self.label} {fraction:4.0%} [{bar}] {done / 1e6:,.1f}/{total / 1e6:,.1f} MB  "
-            f"{tokens:,} tokens{speed}   "
+        self.line.show(
+            f"{self.label} {fraction:4.0%} {bar(fraction, 24)} {done / 1e6:,.1f}/"
+            f"{total / 1e6:,.1f} MB  {tokens:,} tokens{speed}   "
         )
-        self.stream.flush()
-        self.shown = True
 
     def close(self) -> None:
         """Ends the bar's line (if it was drawn)."""
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.shown = False
+        self.line.close()
 
 
 def _default_inputs(args: argparse.Namespace) -> tuple[list[Any], str, str]:
@@ -277,21 +275,3 @@ def cmd_count(args: argparse.Namespace) -> int:
     if stats.replaced:
         print(f"{stats.replaced:,} invalid UTF-8 sequences counted as U+FFFD")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A ``fastllm`` parser with only ``tokenize`` and ``count`` (the module run on its own)."""
-    parser = argparse.ArgumentParser(prog="fastllm")
-    add_corpus_parsers(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fastllm.cli_corpus tokenize ...``; ``fastllm tokenize`` is the same command."""
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

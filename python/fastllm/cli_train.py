@@ -6,6 +6,7 @@ rank format) plus ``tok.tiktoken.json`` (pattern and special tokens) for
 ``fastllm.Encoding.load``. A progress bar (merges done, merge rate) goes to stderr when it is a
 terminal; ``--quiet`` prints nothing but errors.
 
+>>> from fastllm.cli import build_parser
 >>> parser = build_parser()
 >>> args = parser.parse_args(["train-bpe", "a.txt", "--vocab-size", "1000", "-o", "t.tiktoken"])
 >>> args.vocab_size, args.pattern, special_tokens(args)
@@ -23,7 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["add_train_parser", "build_parser", "cmd_train_bpe", "main", "special_tokens"]
+from fastllm._progress import TerminalLine, bar
+
+__all__ = ["add_train_parser", "cmd_train_bpe", "special_tokens"]
 
 DEFAULT_SPECIAL = "<|endoftext|>"
 _PROG = "fastllm train-bpe"
@@ -109,11 +112,9 @@ class _ProgressBar:
     """``merges [#####-----] 4,096/8,191  12,345 merges/s`` on one line of ``stream``."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.start = time.perf_counter()
-        self.last = (self.start, 0)
+        self.line = TerminalLine(stream)
+        self.last = (time.perf_counter(), 0)
         self.rate = 0.0
-        self.shown = False
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
@@ -121,23 +122,15 @@ class _ProgressBar:
         if now > then and done > before:
             self.rate = (done - before) / (now - then)
         self.last = (now, done)
-        width = 30
-        filled = width * done // total if total else width
-        bar = "#" * filled + "-" * (width - filled)
-        self.stream.write(f"\rmerges [{bar}] {done:,}/{total:,}  {self.rate:,.0f} merges/s ")
-        self.stream.flush()
-        self.shown = True
+        fraction = done / total if total else 1.0
+        self.line.show(f"merges {bar(fraction, 30)} {done:,}/{total:,}  {self.rate:,.0f} merges/s ")
 
     def status(self, message: str) -> None:
         """A message on the bar's line, until the bar replaces it."""
-        self.stream.write(f"\r{message}")
-        self.stream.flush()
-        self.shown = True
+        self.line.show(message)
 
     def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.line.close()
 
 
 def _counting_status(bar: _ProgressBar, n_files: int) -> Callable[[int, int], None]:
@@ -216,21 +209,3 @@ def cmd_train_bpe(args: argparse.Namespace) -> int:
         say(f"note       the corpus ran out of pairs before --vocab-size {args.vocab_size:,}")
     say(f"wrote      {output} and {sidecar_path(output)}")
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A ``fastllm`` parser with only ``train-bpe`` (the module run on its own)."""
-    parser = argparse.ArgumentParser(prog="fastllm")
-    add_train_parser(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fastllm.cli_train train-bpe ...``; ``fastllm train-bpe`` is the same command."""
-    args = build_parser().parse_args(argv)
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
