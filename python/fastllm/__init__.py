@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os as _os
 
-from fastllm import corpus
+from fastllm import samples
 from fastllm._fastllm import __version__, get_num_threads, set_num_threads
-from fastllm.core import Encoding
+from fastllm.encoding import Encoding
 from fastllm.registry import (
     encoding_for_model,
     encoding_name_for_model,
@@ -20,9 +20,12 @@ from fastllm.registry import (
     list_encoding_names,
 )
 from fastllm.simple import SimpleTokenizer
-from fastllm.tokenize import count_tokens_in_files, tokenize_files
+from fastllm.tokenfile import count_tokens_in_files, tokenize_files
 from fastllm.train import train_bpe
 from fastllm.windows import sliding_windows
+
+#: The demo texts' older name (kept for one release): ``fastllm.corpus`` is :mod:`fastllm.samples`.
+corpus = samples
 
 __all__ = [
     "Encoding",
@@ -35,6 +38,7 @@ __all__ = [
     "get_encoding",
     "get_num_threads",
     "list_encoding_names",
+    "samples",
     "set_num_threads",
     "sliding_windows",
     "tokenize_files",

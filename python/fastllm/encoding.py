@@ -9,49 +9,23 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Union
 
-from fastllm import _fastllm
+from fastllm import _fastllm, _sidecar
+from fastllm import explain as _explain
+from fastllm._pretok import fix_surrogates as _fix_surrogates
+from fastllm._pretok import resolve_pattern
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from fastllm.train import Explanation
-
 __all__ = ["Encoding", "resolve_pattern"]
 
 AllowedSpecial = Union[Literal["all"], AbstractSet[str]]
 DisallowedSpecial = Union[Literal["all"], Collection[str]]
-
-_PATTERN_NAMES = {
-    "r50k": _fastllm.R50K_PATTERN,
-    "r50k_base": _fastllm.R50K_PATTERN,
-    "gpt2": _fastllm.R50K_PATTERN,
-    "p50k": _fastllm.R50K_PATTERN,
-    "p50k_base": _fastllm.R50K_PATTERN,
-    "cl100k": _fastllm.CL100K_PATTERN,
-    "cl100k_base": _fastllm.CL100K_PATTERN,
-    "o200k": _fastllm.O200K_PATTERN,
-    "o200k_base": _fastllm.O200K_PATTERN,
-}
-
-
-def resolve_pattern(pat_str: str) -> str:
-    """Returns the regex for a known pattern name, or ``pat_str`` itself.
-
-    >>> resolve_pattern("cl100k").startswith("'(?i:")
-    True
-    """
-    return _PATTERN_NAMES.get(pat_str, pat_str)
-
-
-def _fix_surrogates(text: str) -> str:
-    # As tiktoken: lone surrogates cannot be UTF-8 encoded; they become U+FFFD.
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
 
 def _token_list(tokens: Sequence[int]) -> Sequence[int]:
     """Lists and tuples go to Rust as they are; NumPy arrays and torch tensors via ``tolist``."""
@@ -81,7 +55,8 @@ class Encoding:
     _pat_str: str
     _special_tokens: dict[str, int]
     _core_bpe: _fastllm.CoreBPE
-    _bundled: bool
+    #: Set by the registry on bundled encodings: they pickle as ``(get_encoding, (name,))``.
+    _pickle_by_name: Callable[[str], Encoding] | None
 
     def __init__(
         self,
@@ -111,7 +86,7 @@ class Encoding:
         self._pat_str = core.pattern
         self._special_tokens = core.special_tokens()
         self.max_token_value = core.max_token_value
-        self._bundled = False
+        self._pickle_by_name = None
         if explicit_n_vocab:
             n_tokens = core.n_mergeable + len(self._special_tokens)
             if n_tokens != explicit_n_vocab or self.max_token_value != explicit_n_vocab - 1:
@@ -543,9 +518,7 @@ class Encoding:
         >>> fastllm.Encoding.load(path).encode("hello world")
         [31373, 995]
         """
-        from fastllm.train import save_encoding
-
-        save_encoding(self, path)
+        _sidecar.write(path, self.name, self._core_bpe)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, name: str | None = None) -> Encoding:
@@ -556,20 +529,24 @@ class Encoding:
         Traceback (most recent call last):
         FileNotFoundError: ...
         """
-        from fastllm.train import load_encoding
+        saved_name, core = _sidecar.read(path)
+        return cls._from_core(saved_name if name is None else name, core)
 
-        return load_encoding(path, name=name)
-
-    def explain(self, text: str) -> Explanation:
+    def explain(self, text: str) -> _explain.Explanation:
         """Each pre-token piece of ``text`` and its merge steps; ``print()`` it for a table.
+
+        See :mod:`fastllm.explain` for the table.
 
         >>> import fastllm
         >>> fastllm.get_encoding("gpt2").explain("hello world").ids
         [31373, 995]
         """
-        from fastllm.train import explain
-
-        return explain(self, text)
+        return _explain.explain(
+            text,
+            pat_str=self._pat_str,
+            special_tokens=self._special_tokens,
+            ranks=self._mergeable_ranks,
+        )
 
     @functools.cached_property
     def _mergeable_ranks(self) -> dict[bytes, int]:
@@ -582,10 +559,8 @@ class Encoding:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Bundled encodings pickle by name; others carry their ranks as .tiktoken bytes.
-        if self._bundled:
-            from fastllm.registry import get_encoding
-
-            return (get_encoding, (self.name,))
+        if self._pickle_by_name is not None:
+            return (self._pickle_by_name, (self.name,))
         return (
             _rebuild,
             (self.name, self._pat_str, self._core_bpe.tiktoken_bytes(), self._special_tokens),

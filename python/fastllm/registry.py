@@ -96,7 +96,7 @@ def get_encoding(encoding_name: str) -> Encoding:
                 str(spec.path), spec.special_tokens, spec.pattern, spec.sha256
             )
             enc = Encoding._from_core(encoding_name, core, spec.explicit_n_vocab)
-            enc._bundled = True
+            enc._pickle_by_name = get_encoding
             _ENCODINGS[encoding_name] = enc
     return enc
 

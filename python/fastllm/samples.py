@@ -9,8 +9,10 @@ Three kinds, because tokenizers behave differently on each:
   gettext catalogs (``/usr/share/locale``) for languages written in non-Latin scripts, then
   generated text in Cyrillic, Greek, Arabic, Hebrew, Devanagari, Thai, Hangul and CJK scripts.
 
->>> from fastllm import corpus
->>> len(corpus.english_prose(10_000)) >= 10_000
+``fastllm.corpus`` is this module's older name (kept for one release).
+
+>>> from fastllm import samples
+>>> len(samples.english_prose(10_000)) >= 10_000
 True
 """
 

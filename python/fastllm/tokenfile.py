@@ -34,22 +34,27 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import json
 import os
 import signal
-import stat
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import Any, Callable, Union
 
 from fastllm import _fastllm
-
-if TYPE_CHECKING:
-    from fastllm.core import Encoding
+from fastllm._inputs import (
+    PathLike,
+    check_format,
+    format_of,
+    input_format,
+    resolve,
+    resolve_inputs,
+)
+from fastllm.encoding import Encoding
+from fastllm.registry import BUNDLED, get_encoding
 
 __all__ = [
     "CountStats",
@@ -65,14 +70,10 @@ __all__ = [
     "tokenize_files",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
 Inputs = Union[PathLike, Iterable[PathLike]]
 #: ``progress(bytes_done, bytes_total, tokens, documents)``, called about every 100 ms.
 Progress = Callable[[int, int, int, int], object]
 
-_FORMATS = ("auto", "text", "jsonl")
-_JSONL_SUFFIXES = (".jsonl", ".ndjson")
-_COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
 #: Input bytes per encoder job (the Rust default; tests pass smaller ones).
 _JOB_BYTES = 1 << 20
 
@@ -137,105 +138,6 @@ def read_sidecar(out: PathLike) -> dict[str, Any]:
     return meta
 
 
-def input_format(path: PathLike, format: str = "auto") -> str:
-    """``"text"`` or ``"jsonl"`` for one input: ``format`` itself, or from the file name.
-
-    With ``"auto"``, ``*.jsonl`` and ``*.ndjson`` (also compressed: ``.gz``, ``.zst``) are JSONL,
-    everything else is text.
-
-    >>> input_format("data/part-0.jsonl.zst"), input_format("book.txt")
-    ('jsonl', 'text')
-    """
-    if format not in _FORMATS:
-        raise ValueError(f"format must be one of {', '.join(_FORMATS)}; got {format!r}")
-    if format != "auto":
-        return format
-    name = os.path.basename(os.fspath(path)).lower()
-    for suffix in _COMPRESSED_SUFFIXES:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return "jsonl" if name.endswith(_JSONL_SUFFIXES) else "text"
-
-
-def _walk(folder: str) -> list[str]:
-    found: list[str] = []
-    for root, subdirs, names in os.walk(folder):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and d != "__pycache__")
-        found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
-    return sorted(found)
-
-
-def _as_list(inputs: Inputs) -> list[PathLike]:
-    if isinstance(inputs, (str, os.PathLike)):
-        return [inputs]
-    return list(inputs)
-
-
-def _resolve(inputs: Inputs, exclude: Iterable[PathLike] = ()) -> list[str]:
-    """:func:`resolve_inputs` as absolute path strings (one ``stat`` per named input)."""
-    names = _as_list(inputs)
-    skip = {os.path.abspath(os.fspath(p)) for p in exclude}
-    found: list[str] = []
-    seen: set[str] = set()
-    cwd = os.getcwd()
-
-    def add(path: str) -> None:
-        absolute = os.path.normpath(path if os.path.isabs(path) else os.path.join(cwd, path))
-        if absolute not in seen and absolute not in skip:
-            seen.add(absolute)
-            found.append(absolute)
-
-    for item in names:
-        name = os.fspath(item)
-        try:
-            is_dir: bool | None = stat.S_ISDIR(os.stat(name).st_mode)
-        except OSError:
-            is_dir = None
-        if is_dir:
-            for file in _walk(name):
-                add(file)
-        elif is_dir is not None:
-            add(name)
-        elif any(c in name for c in "*?["):
-            matches = sorted(glob.glob(name, recursive=True))
-            if not matches:
-                raise FileNotFoundError(errno.ENOENT, "no file matches the pattern", name)
-            for match in matches:
-                if os.path.isdir(match):
-                    for file in _walk(match):
-                        add(file)
-                else:
-                    add(match)
-        else:
-            raise FileNotFoundError(errno.ENOENT, "no such input file or directory", name)
-    if not found:
-        listed = ", ".join(os.fspath(n) for n in names) or "(nothing)"
-        raise ValueError(f"no input files found in {listed}")
-    return found
-
-
-def resolve_inputs(inputs: Inputs, *, exclude: Iterable[PathLike] = ()) -> list[Path]:
-    """The input files, in order: files as given, directories recursed (sorted; hidden files and
-    ``__pycache__`` skipped), glob patterns expanded (sorted; ``**`` recurses).
-
-    Paths are made absolute; a file found twice is kept once; ``exclude`` (and nothing else) is
-    left out. ``FileNotFoundError`` names a missing input or a pattern that matches nothing;
-    ``ValueError`` when no file is found at all.
-
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> for name in ["b.txt", "a.txt", "sub/c.jsonl"]:
-    ...     (folder / name).parent.mkdir(exist_ok=True)
-    ...     _ = (folder / name).write_text("x")
-    >>> [p.relative_to(folder).as_posix() for p in resolve_inputs(folder)]
-    ['a.txt', 'b.txt', 'sub/c.jsonl']
-    >>> [p.name for p in resolve_inputs(str(folder / "*.txt"))]
-    ['a.txt', 'b.txt']
-    """
-    return [Path(p) for p in _resolve(inputs, exclude)]
-
-
 _ENCODERS: weakref.WeakKeyDictionary[Encoding, _fastllm.CorpusEncoder] = (
     weakref.WeakKeyDictionary()
 )
@@ -247,8 +149,6 @@ def _corpus_encoder(encoding: str | Encoding) -> _fastllm.CorpusEncoder:
     """The Rust encoder for corpus runs, built once per encoding (~0.1 s); a bundled one straight
     from its file (checksum verified), without a Python ``Encoding``."""
     if isinstance(encoding, str):
-        from fastllm.registry import BUNDLED, get_encoding
-
         spec = BUNDLED.get(encoding)
         if spec is None:
             get_encoding(encoding)  # raises the error that lists the bundled names
@@ -307,12 +207,6 @@ def _check_threads(num_threads: int) -> int:
             f"num_threads must be an integer >= 0 (0 = all cores), got {num_threads!r}"
         )
     return num_threads
-
-
-def _check_errors(errors: str) -> str:
-    if errors not in ("strict", "replace"):
-        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
-    return errors
 
 
 @dataclass(frozen=True)
@@ -424,16 +318,16 @@ def _size(n: float) -> str:
 
 
 def _prepare(
-    inputs: Inputs, format: str, errors: str, num_threads: int, exclude: Iterable[PathLike] = ()
+    inputs: Inputs, format: str, num_threads: int, exclude: Iterable[PathLike] = ()
 ) -> tuple[list[str], list[str]]:
-    if format not in _FORMATS:
-        raise ValueError(f"format must be one of {', '.join(_FORMATS)}; got {format!r}")
-    _check_errors(errors)
+    # Checked here: the format ("auto" is resolved here, per file) and num_threads (Rust's
+    # OverflowError for -1 says less). ``errors`` is checked by Rust, with the same message.
+    check_format(format)
     _check_threads(num_threads)
-    files = _resolve(inputs, exclude)
+    files = resolve(inputs, exclude)
     if format != "auto":
         return files, [format] * len(files)
-    return files, [input_format(f) for f in files]
+    return files, [format_of(f) for f in files]
 
 
 def tokenize_files(
@@ -493,7 +387,7 @@ def tokenize_files(
             f"the output directory {os.fspath(parent)!r} does not exist; create it first",
             str(out),
         )
-    files, formats = _prepare(inputs, format, errors, num_threads, exclude=_own_files(out))
+    files, formats = _prepare(inputs, format, num_threads, exclude=_own_files(out))
     core = _corpus_encoder(encoding)
     with _sigterm_stops_the_run():
         text = _fastllm.tokenize_files(
@@ -555,7 +449,7 @@ def count_tokens_in_files(
     >>> stats.tokens, [(f.path.name, f.tokens) for f in stats.files]
     (4, [('a.txt', 4)])
     """
-    files, formats = _prepare(inputs, format, errors, num_threads)
+    files, formats = _prepare(inputs, format, num_threads)
     core = _corpus_encoder(encoding)
     with _sigterm_stops_the_run():
         text = _fastllm.count_files(

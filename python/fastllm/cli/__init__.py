@@ -1,127 +1,39 @@
-"""The ``fastllm`` command line.
+"""The ``fastllm`` command line: ``encode``, ``tokenize``, ``count`` and ``train-bpe``.
 
-``fastllm encode`` tokenizes files (default: this Python's standard library sources, found on every
-machine) with a bundled encoding and prints what a user wants to see: how the text splits into
-tokens, the counts, and the speed.
+One module per command (:mod:`fastllm.cli.encode`, :mod:`fastllm.cli.tokenfile` for
+``tokenize``, :mod:`fastllm.cli.count`, :mod:`fastllm.cli.train_bpe`); what they share (the
+arguments declared once, the input walker, the progress bar) is in :mod:`fastllm.cli._common`.
+
+>>> build_parser().parse_args(["count", "a.txt"]).command
+'count'
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from pathlib import Path
 
-import fastllm
-from fastllm import corpus
-from fastllm.cli_corpus import add_corpus_parsers
-from fastllm.cli_train import add_train_parser
+from fastllm._fastllm import __version__
+from fastllm.cli import count, encode, tokenfile, train_bpe
 
-DEFAULT_BYTES = 8_000_000
-
-
-def _read_inputs(paths: list[str], text: str | None) -> tuple[list[str], str]:
-    if text is not None:
-        return [text], "--text"
-    if not paths:
-        files = corpus.stdlib_files()
-        docs, size = [], 0
-        for path in files:
-            try:
-                doc = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
-            docs.append(doc)
-            size += len(doc.encode("utf-8"))
-            if size >= DEFAULT_BYTES:
-                break
-        return docs, f"{len(docs)} files of Python's standard library ({corpus.stdlib_dir()})"
-    docs = []
-    for name in paths:
-        if name == "-":
-            docs.append(sys.stdin.read())
-            continue
-        path = Path(name)
-        try:
-            docs.append(path.read_text(encoding="utf-8", errors="replace"))
-        except OSError as e:
-            raise SystemExit(f"fastllm encode: cannot read {name}: {e.strerror or e}") from None
-    return docs, ", ".join(paths)
-
-
-def _show_pieces(enc: fastllm.Encoding, text: str, limit: int) -> str:
-    ids = enc.encode_ordinary(text)[:limit]
-    pieces = [enc.decode_single_token_bytes(i).decode("utf-8", "replace") for i in ids]
-    return "\n".join(f"  {i:>6}  {p!r}" for i, p in zip(ids, pieces))
-
-
-def cmd_encode(args: argparse.Namespace) -> int:
-    enc = fastllm.get_encoding(args.encoding)
-    docs, what = _read_inputs(args.inputs, args.text)
-    n_bytes = sum(len(d.encode("utf-8")) for d in docs)
-    n_chars = sum(len(d) for d in docs)
-    print(f"encoding   {enc.name} (vocabulary {enc.n_vocab:,} tokens, bundled, offline)")
-    print(f"input      {what}")
-    sample = next((d for d in docs if d.strip()), "")
-    if args.show and sample:
-        first_line = sample.strip().splitlines()[0][:200]
-        print(f"\nfirst tokens of {first_line!r}:")
-        print(_show_pieces(enc, first_line, args.show))
-
-    start = time.perf_counter()
-    counts = [len(enc.encode_ordinary(d)) for d in docs]
-    one_thread = time.perf_counter() - start
-    start = time.perf_counter()
-    batch = enc.encode_ordinary_batch(docs, num_threads=args.threads)
-    batched = time.perf_counter() - start
-    n_tokens = sum(counts)
-    if sum(len(b) for b in batch) != n_tokens:
-        print("error: batch and single-thread token counts differ", file=sys.stderr)
-        return 1
-    mb = n_bytes / 1e6
-    print(f"\ndocuments  {len(docs):,}")
-    print(f"bytes      {n_bytes:,}  ({n_chars:,} characters)")
-    print(f"tokens     {n_tokens:,}  ({n_bytes / max(n_tokens, 1):.2f} bytes per token)")
-    print(f"speed      {mb / one_thread:,.1f} MB/s on one thread ({one_thread:.3f} s)")
-    print(f"           {mb / batched:,.1f} MB/s with encode_ordinary_batch ({batched:.3f} s)")
-    return 0
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``fastllm`` command."""
     parser = argparse.ArgumentParser(
         prog="fastllm", description="Rust-accelerated tokenization for LLMs built from scratch."
     )
-    parser.add_argument("--version", action="version", version=f"fastllm {fastllm.__version__}")
+    parser.add_argument("--version", action="version", version=f"fastllm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    encode = sub.add_parser(
-        "encode",
-        help="tokenize files and report tokens, counts and speed",
-        description="Tokenize files (default: Python's standard library sources) and report "
-        "the first tokens, the counts and the speed.",
-    )
-    encode.add_argument("inputs", nargs="*", help="text files ('-' for stdin)")
-    encode.add_argument("--text", help="encode this string instead of files")
-    encode.add_argument(
-        "--encoding",
-        default="gpt2",
-        choices=fastllm.list_encoding_names(),
-        help="bundled encoding (default: gpt2)",
-    )
-    encode.add_argument("--show", type=int, default=12, help="tokens to show (default: 12)")
-    encode.add_argument(
-        "--threads", type=int, default=0, help="threads for the batch run (default: all cores)"
-    )
-    encode.set_defaults(func=cmd_encode)
-    add_corpus_parsers(sub)
-    add_train_parser(sub)
+    encode.add_parser(sub)
+    tokenfile.add_parser(sub)
+    count.add_parser(sub)
+    train_bpe.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     result: int = args.func(args)
     return result
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,8 +1,160 @@
-"""One redrawn line on a terminal stream, for the command line's progress bars."""
+"""What every ``fastllm`` command shares: the arguments declared once, the inputs, the errors,
+and the one progress bar (a line redrawn on stderr, closed on any exit by :func:`progress_bar`).
+
+Files come from THE input walker, :mod:`fastllm._inputs` (one skip rule:
+hidden names, ``__pycache__`` and binary files below a directory), for ``tokenize``, ``count``
+and ``train-bpe`` alike.
+"""
 
 from __future__ import annotations
 
-from typing import TextIO
+import argparse
+import contextlib
+import functools
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from fastllm import samples
+from fastllm._inputs import resolve_inputs
+from fastllm.registry import list_encoding_names
+
+#: ``progress(bytes_done, bytes_total, tokens, documents)`` of tokenize_files and count.
+TokensProgress = Callable[[int, int, int, int], None]
+
+__all__ = [
+    "ProgressBar",
+    "TerminalLine",
+    "add_corpus_arguments",
+    "add_encoding",
+    "add_quiet",
+    "add_threads",
+    "bar",
+    "bytes_bar",
+    "corpus_inputs",
+    "fail",
+    "input_files",
+    "progress_bar",
+    "split_stdin",
+    "tokens_progress",
+]
+
+
+# ---- arguments ----
+
+
+def add_encoding(parser: argparse.ArgumentParser) -> None:
+    """``--encoding NAME``: a bundled encoding (default: gpt2)."""
+    parser.add_argument(
+        "--encoding",
+        default="gpt2",
+        choices=list_encoding_names(),
+        help="bundled encoding (default: gpt2)",
+    )
+
+
+def add_threads(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--threads N``: ``what`` threads, 0 (the default) for all cores."""
+    parser.add_argument(
+        "--threads", type=int, default=0, help=f"{what} threads (default: all cores)"
+    )
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``-q``/``--quiet``: print nothing but errors (and draw no progress bar)."""
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="print nothing but errors (no progress bar)"
+    )
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``tokenize`` and ``count``: the inputs and how documents are read, and
+    ``--encoding``, ``--threads``, ``--quiet``."""
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="files, directories (recursed) or glob patterns; .gz and .zst are read "
+        "transparently (default: this Python's standard library sources)",
+    )
+    add_encoding(parser)
+    add_threads(parser, "encoder")
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "text", "jsonl"],
+        help="text: a file is a document; jsonl: each line's --field is one; auto (default): "
+        "*.jsonl and *.ndjson are JSONL, other files text",
+    )
+    parser.add_argument(
+        "--field", default="text", help="the JSONL field holding the text (default: text)"
+    )
+    parser.add_argument(
+        "--eot",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end every document with <|endoftext|> (default: yes)",
+    )
+    parser.add_argument(
+        "--errors",
+        choices=["strict", "replace"],
+        default=None,
+        help="invalid UTF-8: strict stops with the file and byte offset (default), replace reads "
+        "it as U+FFFD and counts it (default for the default corpus)",
+    )
+    add_quiet(parser)
+
+
+# ---- inputs and errors ----
+
+
+def corpus_inputs(args: argparse.Namespace) -> tuple[list[Any], str, str]:
+    """The inputs of ``tokenize``/``count``, how to describe them, and the errors mode.
+
+    With no INPUT: this Python's standard library sources, read with ``errors="replace"`` (a few
+    of those files are not UTF-8 on purpose).
+    """
+    if args.inputs:
+        shown = ", ".join(args.inputs[:3])
+        if len(args.inputs) > 3:
+            shown += f" and {len(args.inputs) - 3:,} more"
+        return list(args.inputs), shown, args.errors or "strict"
+    files = samples.stdlib_files()
+    return files, f"Python's standard library ({samples.stdlib_dir()})", args.errors or "replace"
+
+
+
+def split_stdin(names: list[str]) -> tuple[list[str], bool]:
+    """The names without ``-``, and whether ``-`` (stdin) was among them.
+
+    >>> split_stdin(["a.txt", "-", "dir/"])
+    (['a.txt', 'dir/'], True)
+    """
+    return [n for n in names if n != "-"], "-" in names
+
+
+def input_files(names: list[str]) -> list[Path]:
+    """The files ``names`` (files, directories, glob patterns) stand for, by THE walker;
+    ``[]`` for no names."""
+    return resolve_inputs(names) if names else []
+
+
+def fail(prog: str, error: BaseException) -> SystemExit:
+    """The ``SystemExit`` (status 1) that reports ``error`` as ``PROG: error: ...``.
+
+    >>> fail("fastllm count", FileNotFoundError(2, "no such input file or directory", "a.txt"))
+    SystemExit('fastllm count: error: a.txt: no such input file or directory')
+    """
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        message = f"{error.filename}: {error.strerror}"
+    else:
+        message = str(error)
+    return SystemExit(f"{prog}: error: {message}")
+
+
+# ---- the progress bar ----
 
 
 class TerminalLine:
@@ -41,3 +193,132 @@ def bar(fraction: float, width: int) -> str:
     """
     filled = int(width * min(max(fraction, 0.0), 1.0))
     return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+class ProgressBar:
+    """``LABEL  42% [#####-----] 13.2/31.5 MB  NOTE  61.2 MB/s  ETA 0:03`` on one line.
+
+    ``unit`` and ``scale`` say how amounts are shown: ``("MB", 1e6)`` gives ``13.2/31.5 MB`` and
+    ``MB/s``; a scale of 1 gives counts (``4,096/8,191``, ``merges/s``). The rate is measured
+    from the bar's creation, or from :meth:`count_from` (so work done earlier, e.g. by a run
+    that is resumed, is not counted).
+
+    >>> import io
+    >>> stream = io.StringIO()
+    >>> progress = ProgressBar(stream, "count", unit="MB", scale=1e6)
+    >>> progress.update(500_000, 1_000_000, "  1,234 tokens")
+    >>> "count  50%" in stream.getvalue() and "1,234 tokens" in stream.getvalue()
+    True
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        label: str,
+        *,
+        unit: str,
+        scale: float = 1.0,
+        width: int = 24,
+        percent: bool = True,
+    ) -> None:
+        self.line = TerminalLine(stream)
+        self.label = label
+        self.unit = unit
+        self.scale = scale
+        self.width = width
+        self.percent = percent
+        self.start = (time.perf_counter(), 0)
+        #: The last amount done (for messages after a stop).
+        self.done = 0
+
+    @property
+    def shown(self) -> bool:
+        return self.line.shown
+
+    def _amount(self, value: float) -> str:
+        return f"{value:,}" if self.scale == 1 else f"{value / self.scale:,.1f}"
+
+    def count_from(self, done: int) -> None:
+        """Measures the rate from now and ``done`` on."""
+        self.start = (time.perf_counter(), done)
+
+    def update(self, done: int, total: int, note: str = "") -> None:
+        """Redraws the bar: ``done`` of ``total`` (then ``note``), the rate and the ETA."""
+        now = time.perf_counter()
+        then, first = self.start
+        self.done = done
+        fraction = min(done / total, 1.0) if total else 1.0
+        speed = ""
+        if now > then and done > first:
+            rate = (done - first) / (now - then)
+            shown = f"{rate:,.0f}" if self.scale == 1 else f"{rate / self.scale:,.1f}"
+            speed = f"  {shown} {self.unit}/s"
+            if done < total:
+                seconds = int((total - done) / rate)
+                speed += f"  ETA {seconds // 60}:{seconds % 60:02d}"
+        unit = "" if self.scale == 1 else f" {self.unit}"
+        percent = f" {fraction:4.0%}" if self.percent else ""
+        self.line.show(
+            f"{self.label}{percent} {bar(fraction, self.width)} {self._amount(done)}/"
+            f"{self._amount(total)}{unit}{note}{speed}   "
+        )
+
+    def status(self, message: str) -> None:
+        """A message on the bar's line, until the bar replaces it."""
+        self.line.show(message)
+
+    def close(self) -> None:
+        """Ends the bar's line (if it was drawn)."""
+        self.line.close()
+
+
+def bytes_bar(label: str) -> Callable[[TextIO], ProgressBar]:
+    """Makes the bar of ``tokenize`` and ``count``: input MB done, MB/s.
+
+    >>> import io
+    >>> bytes_bar("count")(io.StringIO()).unit
+    'MB'
+    """
+    return functools.partial(ProgressBar, label=label, unit="MB", scale=1e6)
+
+
+@contextlib.contextmanager
+def progress_bar(
+    quiet: bool, make: Callable[[TextIO], ProgressBar]
+) -> Iterator[ProgressBar | None]:
+    """``make(sys.stderr)`` when stderr is a terminal and not ``quiet`` (else ``None``), closed
+    however the block ends: the one place a bar is closed.
+
+    >>> with progress_bar(True, bytes_bar("count")) as progress:
+    ...     progress is None
+    True
+    """
+    progress = make(sys.stderr) if not quiet and sys.stderr.isatty() else None
+    try:
+        yield progress
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def tokens_progress(progress: ProgressBar | None) -> TokensProgress | None:
+    """The ``progress(bytes_done, bytes_total, tokens, documents)`` callback drawing ``progress``.
+
+    >>> import io
+    >>> progress = ProgressBar(io.StringIO(), "tokenize", unit="MB", scale=1e6)
+    >>> tokens_progress(progress)(1_000_000, 2_000_000, 250_000, 10)
+    >>> progress.line.stream.getvalue()
+    '\\rtokenize  50% [############------------] 1.0/2.0 MB  250,000 tokens   '
+    """
+    if progress is None:
+        return None
+    first = True
+
+    def draw(done: int, total: int, tokens: int, documents: int) -> None:
+        nonlocal first
+        if first:  # bytes a resumed run did earlier are not counted in the rate
+            progress.count_from(done)
+            first = False
+        progress.update(done, total, f"  {tokens:,} tokens")
+
+    return draw

@@ -1,5 +1,10 @@
 """PyTorch ``Dataset`` and ``DataLoader`` of input/target windows (chapter 2 of the book).
 
+:class:`WindowDataset` is the one window dataset: the windows of :func:`fastllm.sliding_windows`
+over one token buffer, gathered per batch and served as ``int64`` tensors. :class:`GPTDataset`
+(a text or token ids in memory) and :class:`fastllm.data.TokenFileDataset` (a memory-mapped token
+file) are the two ways to fill it.
+
 :class:`GPTDataset` and :func:`create_dataloader` have the signatures and defaults of the book's
 ``GPTDatasetV1`` and ``create_dataloader_v1`` and yield the same tensors, but keep the token ids
 in one buffer with :func:`fastllm.sliding_windows` views on it instead of one tensor per window.
@@ -32,11 +37,18 @@ import numpy.typing as npt
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from fastllm.data.tokenfile import RandomOffsetSampler, TokenFileDataset
+from fastllm.registry import get_encoding
 from fastllm.windows import TokenArray, as_token_array, sliding_windows
 
-__all__ = ["GPTDataset", "Tokenizer", "create_dataloader", "encode_text"]
-__all__ += ["RandomOffsetSampler", "TokenFileDataset"]
+__all__ = [
+    "Batch",
+    "GPTDataset",
+    "Tokenizer",
+    "WindowDataset",
+    "check_positive",
+    "create_dataloader",
+    "encode_text",
+]
 
 #: The special token the book allows when it encodes a training text.
 _ALLOWED_SPECIAL = frozenset({"<|endoftext|>"})
@@ -77,8 +89,6 @@ def encode_text(text: str, tokenizer: Tokenizer | None = None) -> TokenArray:
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     if tokenizer is None:
-        from fastllm.registry import get_encoding
-
         tokenizer = get_encoding("gpt2")
     method = getattr(tokenizer, "encode_to_numpy", None)
     if method is None:
@@ -90,13 +100,67 @@ def encode_text(text: str, tokenizer: Tokenizer | None = None) -> TokenArray:
     return as_token_array(ids)
 
 
-def _check_positive(name: str, value: object) -> int:
+def check_positive(name: str, value: object) -> int:
+    """``value`` as an int when it is a positive integer; ``ValueError`` naming ``name`` if not."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
-class GPTDataset(Dataset[Batch]):
+def _int64_tensor(rows: TokenArray) -> torch.Tensor:
+    # Fancy indexing has gathered the rows into a new array; astype widens it (one copy each).
+    # A row or slice of the read-only views is copied too, so the tensor is writable.
+    return torch.from_numpy(rows.astype(np.int64, copy=not rows.flags.writeable))
+
+
+class WindowDataset(Dataset[Batch]):
+    """The windows of :func:`fastllm.sliding_windows` over one token buffer, as int64 tensors.
+
+    ``dataset[i]`` is ``(inputs, targets)``, two ``int64`` tensors of shape ``(max_length,)``;
+    ``dataset[rows]`` with a list, array, tensor or slice of indices returns the whole batch
+    ``(inputs, targets)`` of shape ``(len(rows), max_length)``, gathered with one fancy-index per
+    tensor. ``inputs`` and ``targets`` are the read-only views; subclasses say where the tokens
+    come from (:class:`GPTDataset`, :class:`fastllm.data.TokenFileDataset`).
+
+    >>> import numpy as np
+    >>> dataset = WindowDataset(np.arange(10, dtype=np.uint16), max_length=4, stride=3)
+    >>> len(dataset), dataset[1][0].tolist(), dataset[[0, 1]][1].tolist()
+    (2, [3, 4, 5, 6], [[1, 2, 3, 4], [4, 5, 6, 7]])
+    """
+
+    inputs: TokenArray
+    targets: TokenArray
+    max_length: int
+    stride: int
+
+    def __init__(self, tokens: TokenArray, max_length: int, stride: int) -> None:
+        self._set_windows(tokens, max_length, stride)
+
+    def _set_windows(self, tokens: TokenArray, max_length: int, stride: int) -> None:
+        # sliding_windows owns the checks of max_length and stride.
+        self.inputs, self.targets = sliding_windows(tokens, max_length, stride)
+        self.max_length = int(max_length)
+        self.stride = int(stride)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: Index) -> Batch:
+        if isinstance(index, (int, np.integer, slice)):
+            rows: Any = index
+        else:
+            if isinstance(index, torch.Tensor):
+                index = index.numpy(force=True)
+            rows = np.asarray(index)
+            if rows.dtype.kind not in "iu":
+                raise IndexError(
+                    f"{type(self).__name__} indices must be integers, got an index of dtype "
+                    f"{rows.dtype}"
+                )
+        return _int64_tensor(self.inputs[rows]), _int64_tensor(self.targets[rows])
+
+
+class GPTDataset(WindowDataset):
     """The book's ``GPTDatasetV1`` over one token buffer, with no per-window copies.
 
     ``txt_or_ids`` is a text (encoded with ``tokenizer``, by default the bundled GPT-2 encoding
@@ -125,10 +189,6 @@ class GPTDataset(Dataset[Batch]):
     """
 
     token_ids: TokenArray
-    inputs: TokenArray
-    targets: TokenArray
-    max_length: int
-    stride: int
 
     def __init__(
         self,
@@ -144,31 +204,8 @@ class GPTDataset(Dataset[Batch]):
         self._build(ids, max_length, stride)
 
     def _build(self, ids: TokenArray, max_length: int, stride: int) -> None:
-        self.inputs, self.targets = sliding_windows(ids, max_length, stride)
+        self._set_windows(ids, max_length, stride)
         self.token_ids = ids
-        self.max_length = int(max_length)
-        self.stride = int(stride)
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: Index) -> Batch:
-        if isinstance(index, (int, np.integer)):
-            rows: Any = index
-        elif isinstance(index, slice):
-            rows = index
-        else:
-            if isinstance(index, torch.Tensor):
-                index = index.numpy(force=True)
-            rows = np.asarray(index)
-            if rows.dtype.kind not in "iu":
-                raise IndexError(
-                    f"GPTDataset indices must be integers, got an index of dtype {rows.dtype}"
-                )
-        # Fancy indexing gathers the rows into a new array; astype widens it (one copy each).
-        inputs = self.inputs[rows].astype(np.int64)
-        targets = self.targets[rows].astype(np.int64)
-        return torch.from_numpy(inputs), torch.from_numpy(targets)
 
     def __repr__(self) -> str:
         return (
@@ -222,7 +259,7 @@ def create_dataloader(
     >>> inputs.shape, inputs.dtype, len(loader)
     (torch.Size([8, 16]), torch.int64, 1)
     """
-    batch_size = _check_positive("batch_size", batch_size)
+    batch_size = check_positive("batch_size", batch_size)
     dataset = GPTDataset(txt, tokenizer, max_length, stride)
     generator = loader_kwargs.get("generator")
     sampler: RandomSampler | SequentialSampler

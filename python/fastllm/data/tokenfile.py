@@ -7,7 +7,7 @@ needs it, and DataLoader workers share the page cache) and serves the windows of
 offsets instead, like nanoGPT's ``get_batch``.
 
 >>> import pathlib, tempfile
->>> from fastllm.tokenize import tokenize_files
+>>> from fastllm.tokenfile import tokenize_files
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> _ = (folder / "a.txt").write_text("In the beginning the Universe was created. " * 10)
 >>> _ = tokenize_files(folder, folder / "train.bin")
@@ -30,27 +30,21 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 
-from fastllm.tokenize import index_path, read_sidecar
+from fastllm.data.dataset import Batch, WindowDataset, check_positive
+from fastllm.tokenfile import index_path, read_sidecar
 from fastllm.windows import TokenArray, sliding_windows
 
 __all__ = ["RandomOffsetSampler", "TokenFileDataset"]
 
-Batch = tuple[torch.Tensor, torch.Tensor]
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-class TokenFileDataset(Dataset[Batch]):
+class TokenFileDataset(WindowDataset):
     """The windows of :func:`fastllm.sliding_windows` over a token file, memory-mapped.
 
-    ``path`` is a token file written by :func:`fastllm.tokenize.tokenize_files` (its dtype and
+    ``path`` is a token file written by :func:`fastllm.tokenize_files` (its dtype and
     token count come from the ``.json`` sidecar, which must exist: a stopped run has none) or,
     with ``dtype`` given, any flat little-endian token file (nanoGPT's ``train.bin`` is
     ``dtype=np.uint16``). Window ``i`` is ``tokens[i*stride : i*stride + max_length]`` and its
@@ -75,11 +69,7 @@ class TokenFileDataset(Dataset[Batch]):
     """
 
     path: Path
-    max_length: int
-    stride: int
     tokens: TokenArray
-    inputs: TokenArray
-    targets: TokenArray
     documents: npt.NDArray[np.uint64] | None
     meta: dict[str, Any] | None
 
@@ -95,8 +85,6 @@ class TokenFileDataset(Dataset[Batch]):
 
     def _open(self, path: Path, max_length: int, stride: int, dtype: npt.DTypeLike | None) -> None:
         self.path = path
-        self.max_length = _positive("max_length", max_length)
-        self.stride = _positive("stride", stride)
         self._dtype = None if dtype is None else np.dtype(dtype)
         if self._dtype is None:
             meta = read_sidecar(path)
@@ -130,26 +118,8 @@ class TokenFileDataset(Dataset[Batch]):
             self.documents = np.memmap(index, dtype=np.dtype("<u8"), mode="r")
         else:
             self.documents = None
-        self.inputs, self.targets = sliding_windows(self.tokens, self.max_length, self.stride)
+        self._set_windows(self.tokens, max_length, stride)
         self._every_offset: tuple[TokenArray, TokenArray] | None = None
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: Any) -> Batch:
-        if isinstance(index, (int, np.integer, slice)):
-            rows: Any = index
-        else:
-            if isinstance(index, torch.Tensor):
-                index = index.numpy(force=True)
-            rows = np.asarray(index)
-            if rows.dtype.kind not in "iu":
-                raise IndexError(
-                    f"TokenFileDataset indices must be integers, got an index of dtype {rows.dtype}"
-                )
-        inputs = np.asarray(self.inputs[rows], dtype=np.int64)
-        targets = np.asarray(self.targets[rows], dtype=np.int64)
-        return torch.from_numpy(inputs), torch.from_numpy(targets)
 
     def get_batch(
         self,
@@ -174,7 +144,7 @@ class TokenFileDataset(Dataset[Batch]):
         >>> x.shape, x.dtype, bool((y[:, :-1] == x[:, 1:]).all())
         (torch.Size([4, 8]), torch.int64, True)
         """
-        batch_size = _positive("batch_size", batch_size)
+        batch_size = check_positive("batch_size", batch_size)
         if self._every_offset is None:
             self._every_offset = sliding_windows(self.tokens, self.max_length, 1)
         inputs, targets = self._every_offset
@@ -243,8 +213,8 @@ class RandomOffsetSampler(Sampler[list[int]]):
         self.n_windows = dataset if isinstance(dataset, int) else len(dataset)
         if self.n_windows < 1:
             raise ValueError("the dataset has no windows to sample")
-        self.batch_size = _positive("batch_size", batch_size)
-        self.num_batches = _positive("num_batches", num_batches)
+        self.batch_size = check_positive("batch_size", batch_size)
+        self.num_batches = check_positive("num_batches", num_batches)
         self.generator = generator
 
     def __iter__(self) -> Iterator[list[int]]:
