@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-import fastllm.data  # noqa: E402
+import fastllm.data.dataset  # noqa: E402
 from book_torch import GPTDatasetV1, create_dataloader_v1  # noqa: E402
 from conftest import reference_encoding  # noqa: E402
 from fastllm import SimpleTokenizer, corpus  # noqa: E402
@@ -208,5 +208,5 @@ def test_errors(text):
 
 
 def test_docstring_examples():
-    result = doctest.testmod(fastllm.data, optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(fastllm.data.dataset, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 5

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,47 +27,6 @@ def test_tiktoken_example_values():
     assert enc.encode("Hello, world!") == [15496, 11, 995, 0]
     assert enc.encode("<|endoftext|>", allowed_special="all") == [50256]
     assert fastllm.encoding_for_model("gpt-4").name == "cl100k_base"
-
-
-@pytest.mark.parametrize(
-    "args",
-    [["--text", "Hello, world! It's a test."], ["--text", "x", "--encoding", "cl100k_base"]],
-)
-def test_cli_encode(args):
-    out = subprocess.run(
-        [sys.executable, "-m", "fastllm", "encode", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    assert "bundled, offline" in out
-    assert re.search(r"tokens\s+\d", out)
-    assert "MB/s" in out
-
-
-def test_cli_encode_default_corpus_runs():
-    out = subprocess.run(
-        [sys.executable, "-m", "fastllm", "encode", "--show", "3"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    ).stdout
-    assert "standard library" in out
-    tokens = int(re.search(r"tokens\s+([\d,]+)", out).group(1).replace(",", ""))
-    assert tokens > 100_000
-
-
-def test_cli_missing_file_is_a_clear_error(tmp_path):
-    run = subprocess.run(
-        [sys.executable, "-m", "fastllm", "encode", str(tmp_path / "nope.txt")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert run.returncode != 0
-    assert "cannot read" in run.stderr and "nope.txt" in run.stderr
 
 
 def _runnable_blocks() -> list[str]:

@@ -1,29 +1,26 @@
-"""``fastllm tokenize`` / ``fastllm.tokenize.tokenize_files`` and ``fastllm count``: exact tokens,
-output format, every bad input, stops (Ctrl-C, SIGTERM, SIGKILL, full disk) and resume."""
+"""``fastllm.tokenize_files`` and ``fastllm.count_tokens_in_files``: exact tokens, output format,
+every bad input, stops (Ctrl-C, SIGTERM, SIGKILL, full disk) and resume. The commands
+``fastllm tokenize`` and ``fastllm count`` are tested in test_cli.py."""
 
 from __future__ import annotations
 
-import doctest
 import gzip
-import importlib
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastllm
-import fastllm.tokenize as tk
+import fastllm.tokenfile as tk
 from conftest import reference_encoding
 from fastllm import corpus
-from fastllm.tokenize import (
+from fastllm.tokenfile import (
     count_tokens_in_files,
     index_path,
     read_sidecar,
@@ -31,6 +28,7 @@ from fastllm.tokenize import (
     sidecar_path,
     tokenize_files,
 )
+from tokenfile_runs import assert_stopped_cleanly, start, tokens, wait_for_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,11 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def _zstd(data: bytes) -> bytes:
     zstandard = pytest.importorskip("zstandard")
     return zstandard.ZstdCompressor().compress(data)
-
-
-def _tokens(path: Path) -> np.ndarray:
-    meta = read_sidecar(path)
-    return np.fromfile(path, dtype=np.dtype(meta["dtype"]))
 
 
 def _reference(name: str, docs: list[str], eot: bool = True) -> tuple[list[int], list[int]]:
@@ -105,7 +98,7 @@ def test_tokens_equal_tiktoken_per_document_plus_eot(tmp_path, name):
     out = tmp_path / f"{name}.bin"
     stats = tokenize_files(tmp_path / "in", out, encoding=name)
     want, starts = _reference(name, docs)
-    got = _tokens(out)
+    got = tokens(out)
     assert got.dtype == (np.uint16 if name == "gpt2" else np.uint32)
     assert got.tolist() == want
     assert np.fromfile(index_path(out), dtype="<u8").tolist() == starts
@@ -153,11 +146,11 @@ def test_no_eot_text_format_and_field(tmp_path):
     out = tmp_path / "o.bin"
     stats = tokenize_files(tmp_path / "a.jsonl", out, field="body", eot=False)
     want, _ = _reference("gpt2", ["one two", "three"], eot=False)
-    assert _tokens(out).tolist() == want and stats.documents == 2
+    assert tokens(out).tolist() == want and stats.documents == 2
     # format="text" reads the same file as one document.
     tokenize_files(tmp_path / "a.jsonl", out, format="text", resume=False)
     text = (tmp_path / "a.jsonl").read_text()
-    assert _tokens(out).tolist() == _reference("gpt2", [text])[0]
+    assert tokens(out).tolist() == _reference("gpt2", [text])[0]
 
 
 def test_custom_encoding_and_one_without_eot(tmp_path):
@@ -167,7 +160,7 @@ def test_custom_encoding_and_one_without_eot(tmp_path):
     with pytest.raises(ValueError, match="no <\\|endoftext\\|> token"):
         tokenize_files(tmp_path / "a.txt", tmp_path / "o.bin", encoding=toy)
     stats = tokenize_files(tmp_path / "a.txt", tmp_path / "o.bin", encoding=toy, eot=False)
-    assert _tokens(tmp_path / "o.bin").tolist() == [256, 99, 256]
+    assert tokens(tmp_path / "o.bin").tolist() == [256, 99, 256]
     assert stats.encoding == "toy" and stats.dtype == "uint16"
 
 
@@ -223,7 +216,7 @@ def test_invalid_utf8_replace_like_python_and_counted(tmp_path):
     text = data.decode("utf-8", errors="replace")
     assert stats.replaced == text.count("\ufffd") + 1
     want, _ = _reference("gpt2", [text, "ok \ufffd"])
-    assert _tokens(tmp_path / "o.bin").tolist() == want
+    assert tokens(tmp_path / "o.bin").tolist() == want
     assert "invalid UTF-8 sequences replaced by U+FFFD" in stats.summary()
 
 
@@ -354,7 +347,7 @@ def test_a_fixed_input_resumes_after_the_work_before_it(tmp_path):
     stats = tokenize_files(tmp_path, out)
     assert stats.resumed and stats.resumed_bytes >= 2 * len(texts[0].encode())
     assert "resumed after" in stats.summary()
-    assert _tokens(out).tolist() == _reference("gpt2", texts)[0]
+    assert tokens(out).tolist() == _reference("gpt2", texts)[0]
 
 
 def test_changed_inputs_or_settings_start_over_and_say_why(tmp_path):
@@ -389,7 +382,7 @@ def test_no_resume_starts_over(tmp_path):
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from fastllm.tokenize import tokenize_files
+    from fastllm.tokenfile import tokenize_files
 
     def slow(done, total, tokens, documents):
         print("progress", done, flush=True)
@@ -401,110 +394,20 @@ CHILD = textwrap.dedent(
     """
 )
 
-CLI_CHILD = textwrap.dedent(
-    """
-    import sys, time
-    import fastllm.cli
-    import fastllm.cli_corpus as cli
-
-    draw = cli.ProgressBar.__call__
-
-    def slow(self, *args):
-        print("progress", args[0], flush=True)
-        time.sleep(0.3)
-        draw(self, *args)
-
-    cli.ProgressBar.__call__ = slow
-    sys.stderr.isatty = lambda: True
-    sys.exit(fastllm.cli.main(["tokenize", sys.argv[1], "-o", sys.argv[2], "--threads", "1"]))
-    """
-)
-
-
-@pytest.fixture(scope="module")
-def big_input(tmp_path_factory) -> tuple[Path, list[int]]:
-    """~30 MB of Python source in 15 files, and its tokens from an uninterrupted run."""
-    folder = tmp_path_factory.mktemp("big")
-    data = corpus.python_source(30_000_000).encode("utf-8")
-    step = len(data) // 15 + 1
-    for i in range(15):
-        part = data[i * step : (i + 1) * step].decode("utf-8", errors="ignore")
-        (folder / f"{i:02d}.py").write_text(part, encoding="utf-8", newline="")
-    reference = tmp_path_factory.mktemp("big-reference") / "whole.bin"
-    tokenize_files(folder, reference)
-    return folder, _tokens(reference).tolist()
-
-
-def _start(script: str, inputs: Path, out: Path) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*sys.path]))
-    return subprocess.Popen(
-        [sys.executable, "-c", script, str(inputs), str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-def _wait_for_progress(child: subprocess.Popen[str], out: Path, min_checkpoint: int = 0) -> None:
-    assert child.stdout is not None
-    deadline = time.monotonic() + 60
-    journal = Path(f"{out}.partial.json")
-    while time.monotonic() < deadline:
-        line = child.stdout.readline()
-        assert line, child.stderr.read() if child.stderr else "the child stopped"
-        if not line.startswith("progress"):
-            continue
-        if int(line.split()[1]) > 0 and journal.exists():
-            tokens = json.loads(journal.read_text())["counts"]["tokens"]
-            if tokens >= min_checkpoint:
-                return
-    raise AssertionError("the child made no progress")
-
-
-def _assert_stopped_cleanly(out: Path) -> None:
-    assert not out.exists()
-    assert not sidecar_path(out).exists()
-    assert not index_path(out).exists()
-    assert Path(f"{out}.partial").exists() and Path(f"{out}.partial.json").exists()
-    with pytest.raises(FileNotFoundError):
-        read_sidecar(out)
-
-
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_cli_stopped_by_a_signal_keeps_resumable_work(tmp_path, big_input, sig, code):
-    folder, want = big_input
-    out = tmp_path / "o.bin"
-    with _start(CLI_CHILD, folder, out) as child:
-        try:
-            _wait_for_progress(child, out)
-            child.send_signal(sig)
-            _, stderr = child.communicate(timeout=60)
-        finally:
-            child.kill()
-    assert child.returncode == code, stderr
-    word = "interrupted" if sig == signal.SIGINT else "terminated"
-    assert f"fastllm tokenize: {word};" in stderr and "rerun the same command to resume" in stderr
-    _assert_stopped_cleanly(out)
-    stats = tokenize_files(folder, out)
-    assert stats.resumed and stats.resumed_bytes > 0
-    assert _tokens(out).tolist() == want
-
-
 def test_sigkill_leaves_nothing_that_looks_complete_and_resumes(tmp_path, big_input):
     folder, want = big_input
     out = tmp_path / "o.bin"
-    with _start(CHILD, folder, out) as child:
+    with start(CHILD, folder, out) as child:
         try:
-            _wait_for_progress(child, out, min_checkpoint=100_000)
+            wait_for_progress(child, out, min_checkpoint=100_000)
         finally:
             child.kill()
             child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL
-    _assert_stopped_cleanly(out)
+    assert_stopped_cleanly(out)
     stats = tokenize_files(folder, out)
     assert stats.resumed and stats.resumed_bytes > 0
-    assert _tokens(out).tolist() == want
+    assert tokens(out).tolist() == want
     assert np.fromfile(index_path(out), dtype="<u8")[-1] == len(want)
 
 
@@ -518,9 +421,9 @@ def test_python_api_interrupted_by_keyboard_interrupt(tmp_path, big_input):
 
     with pytest.raises(KeyboardInterrupt):
         tokenize_files(folder, out, num_threads=1, progress=stop)
-    _assert_stopped_cleanly(out)
+    assert_stopped_cleanly(out)
     assert tokenize_files(folder, out).resumed
-    assert _tokens(out).tolist() == want
+    assert tokens(out).tolist() == want
 
 
 @pytest.fixture
@@ -555,81 +458,6 @@ def test_a_full_disk_is_a_clear_error_and_resumes_once_there_is_room(tmp_path, t
     subprocess.run(["mount", "-o", "remount,size=16m", str(tiny_disk)], check=True)
     stats = tokenize_files(tmp_path / "in.txt", out)
     assert stats.tokens == len(_reference("gpt2", [text])[0])
-    assert _tokens(out).tolist() == _reference("gpt2", [text])[0]
+    assert tokens(out).tolist() == _reference("gpt2", [text])[0]
 
 
-# ---- command line ----
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.run(
-        [sys.executable, "-m", "fastllm", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-    )
-
-
-def test_cli_tokenize_default_corpus_then_up_to_date(tmp_path):
-    run = _cli("tokenize", "-o", "std.bin", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    lines = run.stdout.splitlines()
-    assert lines[0].startswith("input      Python's standard library")
-    assert lines[-1].startswith("wrote std.bin: ") and "tokens (uint16, gpt2)" in lines[-1]
-    assert run.stderr == ""  # no bar: stderr is not a terminal
-    meta = read_sidecar(tmp_path / "std.bin")
-    assert meta["document_count"] == len(corpus.stdlib_files())
-    assert meta["settings"]["errors"] == "replace"
-    again = _cli("tokenize", "-o", "std.bin", "-q", cwd=tmp_path)
-    assert again.returncode == 0 and again.stdout == ""
-    again = _cli("tokenize", "-o", "std.bin", cwd=tmp_path)
-    assert "std.bin is up to date" in again.stdout
-
-
-def test_cli_tokenize_errors(tmp_path):
-    run = _cli("tokenize", "missing.txt", "-o", "o.bin", cwd=tmp_path)
-    assert run.returncode == 1
-    assert run.stderr.strip() == (
-        "fastllm tokenize: error: missing.txt: no such input file or directory"
-    )
-    (tmp_path / "bad.jsonl").write_text('{"txt": 1}\n')
-    run = _cli("tokenize", "bad.jsonl", "-o", "o.bin", cwd=tmp_path)
-    assert run.returncode == 1 and ', line 1: no "text" field' in run.stderr
-    run = _cli("tokenize", "bad.jsonl", "-o", "nodir/o.bin", cwd=tmp_path)
-    assert run.returncode == 1 and "does not exist; create it first" in run.stderr
-
-
-def test_cli_count(tmp_path):
-    (tmp_path / "a.txt").write_text("Hello, world!")
-    (tmp_path / "b.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n')
-    run = _cli("count", ".", "--no-eot", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    rows = [line.split() for line in run.stdout.splitlines()]
-    assert rows[1] == ["4", "1", "13", "a.txt"]
-    assert rows[2] == ["2", "2", "32", "b.jsonl"]
-    assert rows[3][:3] == ["6", "3", "45"] and rows[3][3] == "total:"
-    total = _cli("count", "--total", cwd=tmp_path)
-    assert total.returncode == 0 and len(total.stdout.splitlines()) == 3
-
-
-def test_progress_bar_draws(capsys):
-    from fastllm.cli_corpus import ProgressBar
-
-    bar = ProgressBar(sys.stderr)
-    bar(0, 2_000_000, 0, 0)
-    time.sleep(0.01)
-    bar(1_000_000, 2_000_000, 250_000, 10)
-    bar.close()
-    err = capsys.readouterr().err
-    assert "tokenize  50% [############------------] 1.0/2.0 MB  250,000 tokens" in err
-    assert "MB/s  ETA 0:" in err and err.endswith("\n")
-
-
-@pytest.mark.parametrize("name", ["fastllm.tokenize", "fastllm.cli_corpus"])
-def test_docstring_examples(name):
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0

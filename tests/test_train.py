@@ -3,12 +3,8 @@ save/load round trip, tiktoken parity of the trained encoding, errors, the CLI, 
 
 from __future__ import annotations
 
-import doctest
 import json
-import os
 import re
-import subprocess
-import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -21,7 +17,7 @@ from hypothesis import strategies as st
 import fastllm
 from fastllm import corpus
 from fastllm import train as T
-from fastllm.core import resolve_pattern
+from fastllm._pretok import resolve_pattern
 
 regex = pytest.importorskip("regex")
 tiktoken = pytest.importorskip("tiktoken")
@@ -165,11 +161,19 @@ def test_overlapping_pairs_count_and_merge_left_to_right():
     assert enc.encode("aaaaa") == [257, 97]
 
 
-def test_long_piece_trains_in_linear_time():
+def test_long_pieces_merge_into_doubling_runs():
+    """Pieces of 300,000 and 400,000 bytes: every merge doubles a run (the structure, not a
+    clock: a wrong incremental pair count would learn other tokens)."""
     text = "7" * 300_000 + " " + "ab" * 200_000
     enc = T.train_bpe([text], 256 + 24, special_tokens=())
     assert enc.decode(enc.encode(text)) == text
     assert len(enc.encode("ab" * 200_000)) < 1000
+    learned = tokens_of(enc)[256:]
+    assert learned[:5] == [b"77", b"ab", b"abab", b"7777", b"abababab"]
+    assert set(learned) == {b"7" * 2**k for k in range(1, 13)} | {b"ab" * 2**k for k in range(12)}
+    # The longest run token as often as it fits, then one token per set bit of the rest.
+    assert len(enc.encode("ab" * 200_000)) == 100
+    assert len(enc.encode("7" * 300_000)) == 78
 
 
 # ---- streaming, files, threads ----
@@ -502,151 +506,3 @@ def test_explain_on_generated_text(text):
     str(T.explain(enc, text))
 
 
-# ---- the command line ----
-
-
-def run_cli(*args: str, module: str = "fastllm") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
-    )
-
-
-def cli_modules() -> list[str]:
-    from fastllm import cli
-
-    parser = cli.build_parser()
-    registered = "train-bpe" in parser.format_help()
-    assert registered
-    return ["fastllm"]
-
-
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("corpus")
-    (folder / "prose.txt").write_text(corpus.english_prose(150_000), encoding="utf-8")
-    (folder / "code").mkdir()
-    (folder / "code" / "a.py").write_text(corpus.python_source(150_000), encoding="utf-8")
-    (folder / ".hidden").write_bytes(b"\xff not text, skipped")
-    return folder
-
-
-@pytest.mark.parametrize("module", cli_modules())
-def test_cli_trains_and_writes(corpus_dir, tmp_path, module):
-    out = tmp_path / "out" / "tok.tiktoken"
-    result = run_cli(
-        "train-bpe", str(corpus_dir), "--vocab-size", "1500", "-o", str(out), module=module
-    )
-    assert result.returncode == 0, result.stderr
-    assert "vocabulary 1,500 tokens = 256 bytes + 1,243 learned + 1 special" in result.stdout
-    assert f"wrote      {out}" in result.stdout
-    assert result.stderr == ""  # not a terminal: no progress bar
-    loaded = T.load_encoding(out)
-    assert loaded.name == "tok"
-    files = [corpus_dir / "code" / "a.py", corpus_dir / "prose.txt"]
-    assert tokens_of(loaded) == tokens_of(T.train_bpe(files, 1500))
-
-
-def test_cli_options(corpus_dir, tmp_path):
-    out = tmp_path / "tok.tiktoken"
-    result = run_cli(
-        "train-bpe",
-        str(corpus_dir / "prose.txt"),
-        "--vocab-size=800",
-        f"--output={out}",
-        "--pattern=cl100k",
-        "--special=<|a|>",
-        "--special=<|b|>",
-        "--name=mine",
-        "--threads=1",
-        "--quiet",
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == result.stderr == ""
-    loaded = T.load_encoding(out)
-    assert loaded.name == "mine"
-    assert loaded._pat_str == fastllm._fastllm.CL100K_PATTERN
-    assert loaded._special_tokens == {"<|a|>": 798, "<|b|>": 799}
-    result = run_cli("train-bpe", "-", "--vocab-size=300", f"-o={out}", "--no-special", "-q")
-    assert result.returncode == 1  # empty stdin: empty corpus
-    assert "corpus is empty" in result.stderr
-
-
-def test_cli_errors(tmp_path):
-    out = str(tmp_path / "tok.tiktoken")
-    result = run_cli("train-bpe", str(tmp_path / "nope"), "--vocab-size", "300", "-o", out)
-    assert result.returncode != 0
-    assert "no such file or directory" in result.stderr
-    (tmp_path / "a.txt").write_text("hello", encoding="utf-8")
-    result = run_cli("train-bpe", str(tmp_path / "a.txt"), "--vocab-size", "10", "-o", out)
-    assert result.returncode == 1
-    assert "vocab_size=10" in result.stderr
-    result = run_cli("train-bpe", str(tmp_path / "a.txt"), "-o", out)
-    assert result.returncode == 2  # argparse: --vocab-size is required
-    assert "--vocab-size" in result.stderr
-
-
-@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_cli_progress_bar_on_a_terminal(corpus_dir, tmp_path):
-    leader, follower = os.openpty()
-    try:
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "fastllm", "train-bpe", str(corpus_dir)),
-                *("--vocab-size", "3000", "-o", str(tmp_path / "t.tiktoken")),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=follower,
-            text=True,
-            timeout=300,
-        )
-        os.close(follower)
-        follower = -1
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        if follower >= 0:
-            os.close(follower)
-        os.close(leader)
-    assert result.returncode == 0
-    bar = b"".join(chunks).decode()
-    assert "merges [" in bar
-    assert "2,743/2,743" in bar
-    assert "merges/s" in bar
-
-
-def test_progress_bar_renders():
-    import io
-
-    from fastllm.cli_train import _ProgressBar
-
-    stream = io.StringIO()
-    bar = _ProgressBar(stream)
-    bar(5, 10)
-    bar(10, 10)
-    bar.close()
-    text = stream.getvalue()
-    assert "[###############---------------] 5/10" in text
-    assert "10/10" in text
-    assert text.endswith("\n")
-
-
-@pytest.mark.parametrize("module", ["fastllm.train", "fastllm.cli_train"])
-def test_docstring_examples(module):
-    import importlib
-
-    result = doctest.testmod(
-        importlib.import_module(module), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    )
-    assert result.failed == 0
-    assert result.attempted > 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import doctest
 import subprocess
 import sys
-import time
 import tracemalloc
 
 import numpy as np
@@ -122,31 +121,33 @@ def test_non_contiguous_input_is_copied_once():
     assert inputs.tolist() == book_windows(ids.tolist(), 4, 2)[0]
 
 
-def test_constant_time_and_memory_at_1e8_tokens():
-    """10**8 tokens: views only, so time and memory do not grow with the corpus."""
+def test_constant_memory_at_1e8_tokens():
+    """10**8 tokens: views only, so nothing grows with the corpus (structure, not a clock)."""
     big = np.empty(100_000_001, dtype=np.uint16)  # untouched pages: no real memory needed
     small = np.zeros(1_001, dtype=np.uint16)
-    sliding_windows(small, 256, 128)  # warm-up
 
-    def best_of(ids, rounds=20):
-        best = float("inf")
-        for _ in range(rounds):
-            start = time.perf_counter()
-            sliding_windows(ids, 256, 128)
-            best = min(best, time.perf_counter() - start)
-        return best
+    def traced_peak(ids):
+        tracemalloc.start()
+        try:
+            windows = sliding_windows(ids, 256, 128)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return windows, peak
 
-    t_big, t_small = best_of(big), best_of(small)
-    assert t_big < 1e-3, f"{t_big * 1e3:.3f} ms at 10**8 tokens"
-    assert t_big < 10 * t_small + 2e-4
-
-    tracemalloc.start()
-    inputs, targets = sliding_windows(big, 256, 128)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
+    sliding_windows(small, 256, 128)  # warm-up (first-call allocations)
+    (inputs, targets), peak = traced_peak(big)
+    _, small_peak = traced_peak(small)
     assert peak < 100_000, f"peak traced allocation {peak} bytes"
+    assert peak < small_peak + 10_000  # the same work however many tokens there are
     assert inputs.shape == targets.shape == ((100_000_001 - 256 + 127) // 128, 256)
-    assert np.shares_memory(inputs, big)
+    # Two strided views on the caller's buffer: no token is copied.
+    assert inputs.base is not None and targets.base is not None
+    assert np.shares_memory(inputs, big) and np.shares_memory(targets, big)
+    assert inputs.strides == targets.strides == (128 * big.itemsize, big.itemsize)
+    assert inputs.__array_interface__["data"][0] == big.__array_interface__["data"][0]
+    assert targets.__array_interface__["data"][0] == big.__array_interface__["data"][0] + 2
+    assert not inputs.flags.writeable and not inputs.flags.owndata
 
 
 # ---- errors: ValueError naming the argument and the value ----
