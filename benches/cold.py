@@ -22,6 +22,11 @@ will be timed and compares with tiktoken built from the same ``.tiktoken`` file;
 not exact on a cell is reported (``skipped`` in the JSON) and not timed. Each timed call's output
 is hashed after the clock stops and compared with tiktoken's too (``exact`` per cell).
 
+The figures are wall-clock. Each call's CPU time (``time.process_time``, every thread of the
+process) and its involuntary context switches are recorded too: on a shared machine the
+one-thread CPU-time figure (``cpu_mbps``) is the one that other processes cannot slow down much
+(``report.py --clock cpu`` tables it); batch figures need the cores free and stay wall-clock.
+
 The JSON keeps pytest-benchmark's layout (``machine_info``, ``benchmarks`` with ``group``,
 ``extra_info`` and ``stats``), with ``extra_info["statistic"] == "median"``. The machine is
 shared: the load average is recorded before, during (per process) and after the run.
@@ -43,6 +48,11 @@ from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None  # type: ignore[assignment]
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("english", "python", "non_latin")
@@ -106,11 +116,16 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     else:
         call = one_thread_call(contender, enc, numpy=mode == "numpy")
 
-    times, hashes = [], []
+    times, cpu_times, preempted, hashes = [], [], [], []
     for arg in inputs:
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw if resource else 0
+        cpu = time.process_time()
         start = time.perf_counter()
         out = call(arg)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu)
+        if resource:
+            preempted.append(resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw - switches)
         if mode == "batch":
             hashes.append(batch_sha(*flat(contender, out)))
         elif mode == "decode":
@@ -120,6 +135,8 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         del out
     return {
         "times": times,
+        "cpu_times": cpu_times,
+        "preempted": preempted,
         "sha": hashes,
         "import_s": t1 - t0,
         "load_s": t2 - t1,
@@ -401,7 +418,8 @@ class Parent:
             return
         cold = [r["times"][0] for r in ok]
         cold_mbps = [job["sizes"][r["order"][0]] / r["times"][0] / 1e6 for r in ok]
-        warm = [r["times"][-1] for r in ok if len(r["times"]) >= CALLS]
+        full = [r for r in ok if len(r["times"]) >= CALLS]
+        warm = [r["times"][-1] for r in full]
         warm_mbps = [
             job["sizes"][r["order"][-1]] / r["times"][-1] / 1e6
             for r in ok
@@ -434,6 +452,20 @@ class Parent:
                     "warm_s": statistics.median(warm) if warm else None,
                     "warm_mbps": statistics.median(warm_mbps) if warm else None,
                     "warm_data": warm,
+                    "cpu_s": statistics.median(r["cpu_times"][0] for r in ok),
+                    "cpu_mbps": statistics.median(
+                        job["sizes"][r["order"][0]] / max(r["cpu_times"][0], 1e-9) / 1e6 for r in ok
+                    ),
+                    "warm_cpu_s": statistics.median(r["cpu_times"][-1] for r in full)
+                    if full
+                    else None,
+                    "warm_cpu_mbps": statistics.median(
+                        job["sizes"][r["order"][-1]] / max(r["cpu_times"][-1], 1e-9) / 1e6
+                        for r in full
+                    )
+                    if full
+                    else None,
+                    "preempted": [r["preempted"][0] for r in ok if r["preempted"]],
                     "import_s": statistics.median(r["import_s"] for r in ok),
                     "load_s": statistics.median(r["load_s"] for r in ok),
                     "loadavg_1min": [r["loadavg"][0] for r in ok],
