@@ -32,12 +32,6 @@ impl PyCoreBpe {
         }
     }
 
-    /// The shared core (for the corpus encoder, phase 2 of issue 10).
-    #[allow(dead_code)]
-    pub(super) fn core(&self) -> &Arc<CoreBpe> {
-        &self.inner
-    }
-
     fn to_list<'py>(&self, py: Python<'py>, tokens: &[Rank]) -> PyResult<Bound<'py, PyList>> {
         self.ints.list(py, tokens)
     }
