@@ -1,68 +1,13 @@
 //! `CoreBpe`: a complete encoding (mergeable ranks, special tokens, pre-tokenizer), with the
 //! encode and decode operations behind fastllm's tiktoken-compatible `Encoding`.
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use rustc_hash::FxHashMap;
 
 use crate::bpe;
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::patterns;
-use crate::pretok;
-use crate::vocab::{Rank, Ranks};
-
-/// Largest token id accepted; the decoder is a flat table indexed by id.
-const MAX_TOKEN_ID: Rank = (1 << 26) - 1;
-
-/// Splits text into the pieces that BPE merges independently: the hand-written scanners for the
-/// r50k and cl100k patterns (exactly equivalent, 7-17x faster), a regex for any other pattern.
-enum Splitter {
-    Fast(pretok::Kind),
-    Regex {
-        regex: fancy_regex::Regex,
-        pattern: String,
-    },
-}
-
-impl Splitter {
-    fn new(pattern: &str) -> Result<Self> {
-        if let Some(kind) = pretok::fast_splitter_for(pattern) {
-            return Ok(Splitter::Fast(kind));
-        }
-        let regex = fancy_regex::RegexBuilder::new(pattern)
-            .backtrack_limit(100_000_000)
-            .build()
-            .map_err(|e| Error::InvalidPattern {
-                pattern: pattern.to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok(Splitter::Regex {
-            regex,
-            pattern: pattern.to_string(),
-        })
-    }
-
-    fn for_each_piece(&self, text: &str, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
-        match self {
-            Splitter::Fast(kind) => {
-                for piece in kind.pieces(text) {
-                    f(piece)?;
-                }
-                Ok(())
-            }
-            Splitter::Regex { regex, pattern } => {
-                for found in regex.find_iter(text) {
-                    let found = found.map_err(|e| Error::PatternFailed {
-                        pattern: pattern.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    f(found.as_str())?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
+use crate::pretok::{patterns, SpecialMatcher, Splitter};
+use crate::vocab::{Rank, Ranks, MAX_ID};
 
 /// Which special tokens a call allows or forbids, indexed like `CoreBpe::special_names`.
 #[derive(Clone, Debug, Default)]
@@ -130,8 +75,7 @@ pub struct CoreBpe {
     merges: bpe::MergeTable,
     special_names: Vec<String>,
     special_ids: Vec<Rank>,
-    special_matcher: Option<AhoCorasick>,
-    longest_special: usize,
+    special_matcher: Option<SpecialMatcher>,
     pattern: String,
     splitter: Splitter,
     decoder: Decoder,
@@ -150,24 +94,9 @@ impl CoreBpe {
 
         let mut specials: Vec<(String, Rank)> = special_tokens.into_iter().collect();
         specials.sort_unstable_by_key(|&(_, id)| id);
-        if let Some((name, _)) = specials.iter().find(|(name, _)| name.is_empty()) {
-            return Err(Error::InvalidArgument(format!(
-                "special token {name:?} is empty; special tokens must be non-empty strings"
-            )));
-        }
         let special_names: Vec<String> = specials.iter().map(|(n, _)| n.clone()).collect();
         let special_ids: Vec<Rank> = specials.iter().map(|&(_, id)| id).collect();
-        let special_matcher = if special_names.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .build(&special_names)
-                    .map_err(|e| Error::InvalidArgument(format!("special tokens: {e}")))?,
-            )
-        };
-        let longest_special = special_names.iter().map(String::len).max().unwrap_or(0);
+        let special_matcher = SpecialMatcher::new(&special_names)?;
 
         let max_token_value = ranks
             .values()
@@ -175,10 +104,10 @@ impl CoreBpe {
             .copied()
             .max()
             .unwrap_or(0);
-        if max_token_value > MAX_TOKEN_ID {
+        if max_token_value > MAX_ID {
             return Err(Error::InvalidArgument(format!(
                 "token id {max_token_value} is too large; ids must be below {}",
-                MAX_TOKEN_ID as u64 + 1
+                MAX_ID as u64 + 1
             )));
         }
         let mut decoder = Decoder {
@@ -212,7 +141,6 @@ impl CoreBpe {
             special_names,
             special_ids,
             special_matcher,
-            longest_special,
             pattern,
             splitter,
             decoder,
@@ -266,7 +194,7 @@ impl CoreBpe {
         memo: &mut bpe::PieceMemo,
         out: &mut Vec<Rank>,
     ) -> Result<()> {
-        self.splitter.for_each_piece(text, |piece| {
+        self.splitter.for_each_piece(text, |piece: &str| {
             memo.encode_piece(piece.as_bytes(), &self.ranks, &self.merges, out)
                 .map_err(|at| {
                     let byte = piece.as_bytes().get(at).copied().unwrap_or(0);
@@ -299,30 +227,7 @@ impl CoreBpe {
         if set.is_empty() {
             return None;
         }
-        let hay = text.get(from..)?;
-        let mut best: Option<(usize, usize, usize)> = None;
-        for m in matcher.find_overlapping_iter(hay) {
-            if let Some((start, _, _)) = best {
-                if m.end() > start + self.longest_special {
-                    break;
-                }
-            }
-            let index = m.pattern().as_usize();
-            if !set.contains(index) {
-                continue;
-            }
-            let candidate = (from + m.start(), from + m.end(), index);
-            best = match best {
-                Some(b)
-                    if (b.0, std::cmp::Reverse(b.1))
-                        <= (candidate.0, std::cmp::Reverse(candidate.1)) =>
-                {
-                    Some(b)
-                }
-                _ => Some(candidate),
-            };
-        }
-        best
+        matcher.find(text, from, |index| set.contains(index))
     }
 
     /// Encodes `text`, turning the special tokens in `allowed` into their ids. Fails with
@@ -461,48 +366,6 @@ impl CoreBpe {
     }
 }
 
-/// Python's `repr` of a string, for error messages that must read like tiktoken's.
-pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// tiktoken's message for a disallowed special token, word for word.
-pub fn disallowed_special_message(token: &str) -> String {
-    let r = py_repr(token);
-    format!(
-        "Encountered text corresponding to disallowed special token {r}.\n\
-         If you want this text to be encoded as a special token, pass it to `allowed_special`, \
-         e.g. `allowed_special={{{r}, ...}}`.\n\
-         If you want this text to be encoded as normal text, disable the check for this token by \
-         passing `disallowed_special=(enc.special_tokens_set - {{{r}}})`.\n\
-         To disable this check for all special tokens, pass `disallowed_special=()`.\n"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,12 +422,5 @@ mod tests {
             err.map_err(|e| e.to_string().starts_with("invalid pat_str \"(unclosed\"")),
             Err(true)
         );
-    }
-
-    #[test]
-    fn repr_like_python() {
-        assert_eq!(py_repr("<|endoftext|>"), "'<|endoftext|>'");
-        assert_eq!(py_repr("it's"), "\"it's\"");
-        assert_eq!(py_repr("a\nb"), "'a\\nb'");
     }
 }

@@ -7,7 +7,6 @@ pub mod corpus;
 pub mod encoding;
 pub mod error;
 pub mod parallel;
-pub mod patterns;
 pub mod pretok;
 pub mod simple;
 pub mod train;
@@ -18,5 +17,5 @@ pub mod windows;
 mod py;
 
 pub use encoding::CoreBpe;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, Result};
 pub use vocab::{Rank, Ranks};

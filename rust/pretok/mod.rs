@@ -1,5 +1,12 @@
-//! Hand-written pre-tokenizers for the r50k (GPT-2) and cl100k patterns of [`crate::patterns`],
-//! exactly equivalent to fancy-regex's `find_iter` on those patterns, without a regex engine.
+//! Pre-tokenization, the one way the crate makes pieces: the patterns and their short names
+//! ([`patterns`]), the [`Splitter`] (a hand-written scanner for a known pattern, fancy-regex for
+//! any other), the special-token matcher ([`SpecialMatcher`]) and the one rule for where a text
+//! may be cut without changing its pieces ([`cut`]). Encoding, training and the corpus reader
+//! all use these; none of them splits or cuts text another way.
+//!
+//! The rest of this file dispatches to the hand-written scanners ([`Kind`]; `r50k.rs`,
+//! `cl100k.rs`), exactly equivalent to fancy-regex's `find_iter` on their patterns, without a
+//! regex engine; the notes below are theirs.
 //!
 //! # Design notes
 //!
@@ -38,7 +45,8 @@
 //! - **Equivalence.** `tests.rs` compares with fancy-regex `find_iter` on the Python standard
 //!   library's sources, every string of up to 4 chars over a 14-char alphabet, proptest strings
 //!   over an adversarial alphabet and arbitrary Unicode, every code point in contraction /
-//!   prefix / run contexts, and 1 MB pathological inputs (which also check linear time).
+//!   prefix / run contexts, and 1 MB pathological inputs; a structural test checks that each
+//!   piece is decided by at most one whitespace run past its end (so splitting is linear).
 //! - **Where the regex cannot follow.** fancy-regex gives up ("Max stack size exceeded for
 //!   backtracking", a fixed 1,000,000-entry stack) on a whitespace run of about a million chars
 //!   that does not reach the end of the text (`\s+(?!\S)` takes a stack entry per char), so
@@ -46,13 +54,18 @@
 //!   defines; the tests check those inputs by scaling from 64 KB, where the regex runs.
 
 mod cl100k;
+pub mod cut;
+pub mod patterns;
 mod r50k;
+mod special;
+mod splitter;
 mod tables;
 #[cfg(test)]
 mod tests;
 mod ucd;
 
-use crate::patterns;
+pub use special::SpecialMatcher;
+pub use splitter::Splitter;
 
 /// A pattern with a hand-written splitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -158,14 +171,10 @@ impl<'a> Iterator for Pieces<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a str> {
-        let bytes = self.text.as_bytes();
-        if self.pos >= bytes.len() {
+        if self.pos >= self.text.len() {
             return None;
         }
-        let end = match self.kind {
-            Kind::R50k => r50k::piece_end(bytes, self.pos),
-            Kind::Cl100k => cl100k::piece_end(bytes, self.pos),
-        };
+        let end = self.kind.piece_end(self.text, self.pos);
         let piece = self.text.get(self.pos..end)?;
         self.pos = end;
         Some(piece)
