@@ -46,11 +46,15 @@
 //!   defines; the tests check those inputs by scaling from 64 KB, where the regex runs.
 
 mod cl100k;
+mod o200k;
 mod r50k;
 mod tables;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_o200k;
 mod ucd;
+mod ucd_o200k;
 
 use crate::patterns;
 
@@ -61,6 +65,8 @@ pub enum Kind {
     R50k,
     /// [`patterns::CL100K`].
     Cl100k,
+    /// [`patterns::O200K`].
+    O200k,
 }
 
 /// The hand-written splitter for `pattern`, if it is exactly one of the patterns that have one.
@@ -69,6 +75,8 @@ pub fn fast_splitter_for(pattern: &str) -> Option<Kind> {
         Some(Kind::R50k)
     } else if pattern == patterns::CL100K {
         Some(Kind::Cl100k)
+    } else if pattern == patterns::O200K {
+        Some(Kind::O200k)
     } else {
         None
     }
@@ -80,6 +88,7 @@ impl Kind {
         match self {
             Kind::R50k => patterns::R50K,
             Kind::Cl100k => patterns::CL100K,
+            Kind::O200k => patterns::O200K,
         }
     }
 
@@ -95,6 +104,7 @@ impl Kind {
         let end = match self {
             Kind::R50k => r50k::piece_end(bytes, start),
             Kind::Cl100k => cl100k::piece_end(bytes, start),
+            Kind::O200k => o200k::piece_end(bytes, start),
         };
         end.min(bytes.len())
     }
@@ -105,6 +115,7 @@ impl Kind {
         match self {
             Kind::R50k => split_r50k(text, f),
             Kind::Cl100k => split_cl100k(text, f),
+            Kind::O200k => split_o200k(text, f),
         }
     }
 
@@ -128,6 +139,12 @@ pub fn split_r50k<'a>(text: &'a str, f: impl FnMut(&'a str)) {
 #[inline]
 pub fn split_cl100k<'a>(text: &'a str, f: impl FnMut(&'a str)) {
     split_with(text, f, cl100k::piece_end);
+}
+
+/// Calls `f` on each piece of `text` under [`patterns::O200K`], in order.
+#[inline]
+pub fn split_o200k<'a>(text: &'a str, f: impl FnMut(&'a str)) {
+    split_with(text, f, o200k::piece_end);
 }
 
 #[inline(always)]
@@ -165,6 +182,7 @@ impl<'a> Iterator for Pieces<'a> {
         let end = match self.kind {
             Kind::R50k => r50k::piece_end(bytes, self.pos),
             Kind::Cl100k => cl100k::piece_end(bytes, self.pos),
+            Kind::O200k => o200k::piece_end(bytes, self.pos),
         };
         let piece = self.text.get(self.pos..end)?;
         self.pos = end;
