@@ -2,12 +2,13 @@
 //!
 //! BPE merges inside pre-tokenizer pieces only, so a cut between two pieces changes nothing. A
 //! cut is safe when the pieces that touch it are the same whether or not the text goes on, for
-//! the r50k (GPT-2) and cl100k patterns:
+//! the r50k (GPT-2), cl100k and o200k patterns:
 //!
-//! - after a `\n` that has an ASCII graphic character (`!`..`~`) on both sides (`x\ny`): the
-//!   newline is a one-character piece in the whole text (`\s+`, or `\s*[\r\n]` for cl100k) and
-//!   in the first part (`\s+(?!\S)`, or `\s++$`), or part of a `.\n` punctuation piece that stops
-//!   there either way; the next piece starts fresh at `y`;
+//! - after a `\n` that has an ASCII graphic character (`!`..`~`) on both sides (`x\ny`), the one
+//!   after it not `/`: the newline is a one-character piece in the whole text (`\s+`, or
+//!   `\s*[\r\n]` for cl100k, `\s*[\r\n]+` for o200k) and in the first part (`\s+(?!\S)`, or
+//!   `\s++$`), or part of a `.\n` punctuation piece that stops there either way (o200k's takes
+//!   `[\r\n/]*`, hence no `/`); the next piece starts fresh at `y`;
 //! - before a space between two ASCII letters (`a b`): a letter run ends at the space and the
 //!   space starts a ` b...` piece, in the whole text and in the parts.
 //!
@@ -34,7 +35,7 @@ pub fn safe_at(bytes: &[u8], p: usize) -> bool {
     else {
         return false;
     };
-    if b1 == b'\n' && graphic(b2) && graphic(b0) {
+    if b1 == b'\n' && graphic(b2) && graphic(b0) && b0 != b'/' {
         return true;
     }
     b0 == b' '
@@ -92,6 +93,7 @@ mod tests {
         for (kind, pattern) in [
             (Kind::R50k, patterns::R50K),
             (Kind::Cl100k, patterns::CL100K),
+            (Kind::O200k, patterns::O200K),
         ] {
             let whole = regex_pieces(pattern, text);
             prop_assert_eq!(&fast_pieces(kind, text), &whole);
@@ -137,7 +139,7 @@ mod tests {
     #[test]
     fn safe_cuts_on_real_text() -> std::result::Result<(), TestCaseError> {
         let text = "def f(x):\n    return x  \n\nclass A:\n  pass\n\r\nHello world. It's 2024!\n\
-                    x\ny\n.\n,\n'\ns don't  stop\n\ta b\n\u{a0}c d";
+                    x\ny\n.\n,\n'\ns don't  stop\n\ta b\n\u{a0}c d\n!\n/x\n/y";
         check_all_cuts(text)
     }
 
