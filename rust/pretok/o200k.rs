@@ -133,10 +133,15 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
     let Some(&b0) = bytes.get(i) else {
         return bytes.len();
     };
-    // ASCII letters first: most pieces of prose and code.
+    // ASCII words first, with or without a space before: most pieces of prose and code.
     match b0 {
         b'a'..=b'z' => return contraction_end(bytes, lower_run(bytes, i + 1)),
         b'A'..=b'Z' => return word_end(bytes, i, C_UPPER, 1),
+        b' ' => match bytes.get(i + 1) {
+            Some(b'a'..=b'z') => return contraction_end(bytes, lower_run(bytes, i + 2)),
+            Some(b'A'..=b'Z') => return word_end(bytes, i + 1, C_UPPER, 1),
+            _ => {}
+        },
         _ => {}
     }
     let (c0, l0) = match BYTE_CLASS[b0 as usize] {
