@@ -233,7 +233,7 @@ mod tests {
     fn safe_cuts_on_code_and_prose() -> Result<(), String> {
         check_cuts(
             "def f(x):\n    return x  \n\nclass A:\n  pass\n\r\nHello world. It's 2024!\n\
-             x\ny\n.\n,\n'\ns don't  stop\n\ta b\n\u{a0}c d\n/path/to\na.\n/b\n'll\nDON'T\n",
+             x\ny\n.\n,\n'\ns don't  stop\n\ta b\n\u{a0}c d\n/path/to\na.\n/b\n!\n/x\n/y\n'll\nDON'T\n",
         )?;
         let lines = [
             "def f(x):",
