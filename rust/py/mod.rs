@@ -1,6 +1,7 @@
 //! The Python bindings: the only module that uses pyo3. It converts types, releases the GIL around
 //! the core's work, and maps the core's one error type to Python exceptions.
 
+mod arrow;
 mod corpus;
 mod data;
 mod encoding;
@@ -39,6 +40,7 @@ fn _fastllm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CL100K_PATTERN", crate::patterns::CL100K)?;
     m.add("O200K_PATTERN", crate::patterns::O200K)?;
     encoding::register(m)?;
+    arrow::register(m)?;
     corpus::register(m)?;
     data::register(m)?;
     train::register(m)?;
