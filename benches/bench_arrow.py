@@ -1,7 +1,8 @@
 """Arrow columns in: ``Encoding.encode_ordinary_arrow`` vs the ``list[str]`` paths, and HF
 ``datasets.map`` with fastllm vs tiktoken.
 
-Documents are 1-10 KB of English; every round gets a column no earlier round saw. Run with
+Documents are 1-10 KB of English prose and Python source; every round gets a column no earlier
+round saw. Run with
 
     python3 -m pytest benches/bench_arrow.py --benchmark-only --benchmark-group-by=group
 
@@ -23,7 +24,7 @@ import pytest
 
 import fastllm
 import fastllm.arrow
-from conftest import chunks
+from fastllm import corpus
 from peers import encoder
 
 pa = pytest.importorskip("pyarrow")
@@ -34,18 +35,15 @@ ROUNDS = 5
 
 
 def _columns(n: int) -> list[object]:
-    """``n`` disjoint string columns of ~COLUMN_BYTES, documents of 1-10 KB."""
-    text = chunks("english", 1, COLUMN_BYTES * n + 20_000)[0]
-    columns, at = [], 0
-    for _ in range(n):
-        docs, size = [], 0
-        while size < COLUMN_BYTES:
-            length = 1_000 + (at * 7919) % 9_000
-            docs.append(text[at : at + length])
-            at += length
-            size += length
-        columns.append(pa.array(docs, pa.large_string()))
-    return columns
+    """``n`` disjoint string columns of ~COLUMN_BYTES, documents of 1-10 KB: the machine's
+    English prose (~2 MB) then Python source, dealt out in turn so each column has the same mix."""
+    text = corpus.english_prose(10**8) + corpus.python_source(COLUMN_BYTES * n)
+    docs, at = [], 0
+    while at < len(text):
+        length = 1_000 + (at * 7919) % 9_000
+        docs.append(text[at : at + length])
+        at += length
+    return [pa.array(docs[i::n], pa.large_string()) for i in range(n)]
 
 
 @pytest.mark.parametrize("name", ENCODINGS)
