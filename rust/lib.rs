@@ -6,6 +6,7 @@ pub mod bpe;
 pub mod corpus;
 pub mod encoding;
 pub mod error;
+pub mod flat;
 pub mod parallel;
 pub mod pretok;
 pub mod simple;

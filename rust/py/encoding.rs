@@ -18,7 +18,7 @@ use crate::vocab::{self, Rank, Ranks};
 
 #[pyclass(frozen, name = "CoreBPE", module = "fastllm._fastllm")]
 pub struct PyCoreBpe {
-    inner: Arc<CoreBpe>,
+    pub(super) inner: Arc<CoreBpe>,
     /// Python ints for the token lists (see `convert`).
     ints: IntCache,
 }

@@ -2,6 +2,7 @@
 //! the GIL around the core's work and calls back into Python from it (`callback`), and maps the
 //! core's one error type to Python exceptions (here); then one file per exposed concept.
 
+mod arrow;
 mod callback;
 mod convert;
 mod corpus;
@@ -47,6 +48,7 @@ fn _fastllm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CL100K_PATTERN", crate::pretok::patterns::CL100K)?;
     m.add("O200K_PATTERN", crate::pretok::patterns::O200K)?;
     encoding::register(m)?;
+    arrow::register(m)?;
     corpus::register(m)?;
     data::register(m)?;
     train::register(m)?;
