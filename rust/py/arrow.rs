@@ -80,7 +80,7 @@ fn string_column(array: ArrayRef) -> PyResult<ArrayRef> {
                 _ => {
                     let names: Vec<String> = fields
                         .iter()
-                        .map(|f| crate::encoding::py_repr(f.name()))
+                        .map(|f| crate::error::py_repr(f.name()))
                         .collect();
                     Err(PyTypeError::new_err(format!(
                         "expected one Arrow string column, got a table with {} columns [{}]; \
