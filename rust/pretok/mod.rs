@@ -69,6 +69,7 @@ pub mod cut;
 mod o200k;
 pub mod patterns;
 mod r50k;
+mod scan;
 mod special;
 mod splitter;
 mod tables;
