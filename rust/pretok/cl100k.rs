@@ -16,7 +16,7 @@
 //!   if the run holds a `\r` or `\n`, the run up to and including the last of them; else the
 //!   run less its last char if that leaves at least one char; else the one whitespace char.
 
-use super::scan::{contraction_end, digits_end, run, run_letters, space_run};
+use super::scan::{contraction_end, digits_end, run, run_letters, whitespace_end};
 use super::tables::{class_at, class_non_ascii, Coarse, BYTE_CLASS, L, N, O, W};
 
 /// The end of the piece that starts at `i` (a char boundary of the `str` whose bytes are
@@ -38,7 +38,7 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
                     _ => {}
                 }
             }
-            whitespace_end(bytes, i, 1)
+            whitespace_end::<Coarse, true, true>(bytes, i, 1)
         }
         N => digits_end::<Coarse>(bytes, i + 1),
         O => {
@@ -58,7 +58,7 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
                 if let Some((L, l1)) = class_at(bytes, i + l0) {
                     return run_letters(bytes, i + l0 + l1);
                 }
-                whitespace_end(bytes, i, l0)
+                whitespace_end::<Coarse, true, true>(bytes, i, l0)
             }
         },
     }
@@ -81,24 +81,6 @@ fn newlines_end(bytes: &[u8], mut j: usize) -> usize {
         j += 1;
     }
     j
-}
-
-/// `\s++$|\s*[\r\n]|\s+(?!\S)|\s` at `i`, whose whitespace char is `l0` bytes long.
-#[inline(always)]
-fn whitespace_end(bytes: &[u8], i: usize, l0: usize) -> usize {
-    let run = space_run::<Coarse, true>(bytes, i, l0);
-    if run.at_end {
-        // `\s++$`: the run reaches the end of the text.
-        run.end
-    } else if run.after_newline != 0 {
-        // `\s*[\r\n]`: up to the last newline of the run.
-        run.after_newline
-    } else if run.last > i {
-        // `\s+(?!\S)`: all but the last char of the run.
-        run.last
-    } else {
-        run.end
-    }
 }
 
 #[cfg(test)]

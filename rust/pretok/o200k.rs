@@ -32,7 +32,7 @@
 //! Every scan is a forward pass over one run; a word that backs off leaves only Lu/Lt chars
 //! that the next piece takes in one more pass, so each byte is read at most three times.
 
-use super::scan::{ascii_letters, contraction_end as after_apostrophe, digits_end, space_run};
+use super::scan::{ascii_letters, contraction_end as after_apostrophe, digits_end, whitespace_end};
 use super::tables::{class_at_in, decode_class, lookup, Classes};
 use super::ucd_o200k::{STAGE1, STAGE2};
 
@@ -168,7 +168,7 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
             return punctuation_end(bytes, i + 1 + l1);
         }
     }
-    whitespace_end(bytes, i, l0)
+    whitespace_end::<Fine, true, false>(bytes, i, l0)
 }
 
 /// Alternatives 1 and 2 from the word's first char at `p` (class `c`, `len` bytes, in `UP` or
@@ -251,25 +251,6 @@ fn punctuation_end(bytes: &[u8], mut j: usize) -> usize {
         j += 1;
     }
     j
-}
-
-/// `\s*[\r\n]+|\s+(?!\S)|\s+` at `i`, whose whitespace char is `l0` bytes long.
-#[inline(always)]
-fn whitespace_end(bytes: &[u8], i: usize, l0: usize) -> usize {
-    let run = space_run::<Fine, true>(bytes, i, l0);
-    if run.after_newline != 0 {
-        // `\s*[\r\n]+`: up to the last newline of the run.
-        run.after_newline
-    } else if run.at_end {
-        // `\s+(?!\S)` at the end of the text.
-        run.end
-    } else if run.last > i {
-        // `\s+(?!\S)`: all but the last char of the run.
-        run.last
-    } else {
-        // `\s+`: the one char.
-        run.end
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //!   the run less its last char if that leaves at least one char (`\s+(?!\S)` backs off one
 //!   char, so that the last space can start the next piece); else the one whitespace char.
 
-use super::scan::{contraction_end, run, run_letters, space_run};
+use super::scan::{contraction_end, run, run_letters, whitespace_end};
 use super::tables::{class_at, class_non_ascii, Coarse, BYTE_CLASS, L, N, O, W};
 
 /// The end of the piece that starts at `i` (a char boundary of the `str` whose bytes are
@@ -35,7 +35,7 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
                     }
                 }
             }
-            whitespace_end(bytes, i, 1)
+            whitespace_end::<Coarse, false, true>(bytes, i, 1)
         }
         N => run(bytes, i + 1, N),
         O => {
@@ -50,26 +50,10 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
             let (c0, l0) = class_non_ascii(bytes, i, b0);
             match c0 {
                 L => run_letters(bytes, i + l0),
-                W => whitespace_end(bytes, i, l0),
+                W => whitespace_end::<Coarse, false, true>(bytes, i, l0),
                 _ => run(bytes, i + l0, c0),
             }
         }
-    }
-}
-
-/// `\s++$|\s+(?!\S)|\s` at `i`, whose whitespace char is `l0` bytes long.
-#[inline(always)]
-fn whitespace_end(bytes: &[u8], i: usize, l0: usize) -> usize {
-    let run = space_run::<Coarse, false>(bytes, i, l0);
-    if run.at_end {
-        // `\s++$`: the run reaches the end of the text.
-        run.end
-    } else if run.last > i {
-        // `\s+(?!\S)`: all but the last char of the run.
-        run.last
-    } else {
-        // `\s`.
-        run.end
     }
 }
 

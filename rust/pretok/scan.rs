@@ -96,27 +96,17 @@ pub(super) fn digits_end<T: Classes>(bytes: &[u8], mut j: usize) -> usize {
     j
 }
 
-/// The maximal whitespace run from `i`, whose first char is `l0` bytes long (see [`space_run`]).
-pub(super) struct SpaceRun {
-    /// The start of the run's last char.
-    pub(super) last: usize,
-    /// The end of the run.
-    pub(super) end: usize,
-    /// Whether the run reaches the end of the text.
-    pub(super) at_end: bool,
-    /// With `NEWLINES`: just after the run's last `\r` or `\n`, 0 if it has none.
-    pub(super) after_newline: usize,
-}
-
-/// Scans the maximal whitespace run (class `T::SPACE`) from `i`, whose first char is `l0`
-/// bytes long; tracks its last newline only with `NEWLINES`. Each scanner then picks among
-/// `\s++$`, `\s*[\r\n]`, `\s+(?!\S)` and `\s` in its pattern's order.
+/// The whitespace alternatives at `i`, whose whitespace char (class `T::SPACE`) is `l0` bytes
+/// long: `\s++$` or `\s+(?!\S)` at the end of the text (the maximal run), with `NEWLINES`
+/// `\s*[\r\n]` (up to the run's last newline; before the end of the text is looked at unless
+/// `END_FIRST`), else `\s+(?!\S)` (all but the last char of the run, if that leaves one), else
+/// `\s` (the one char). r50k: no newlines; cl100k: `\s++$` first; o200k: newlines first.
 #[inline(always)]
-pub(super) fn space_run<T: Classes, const NEWLINES: bool>(
+pub(super) fn whitespace_end<T: Classes, const NEWLINES: bool, const END_FIRST: bool>(
     bytes: &[u8],
     i: usize,
     l0: usize,
-) -> SpaceRun {
+) -> usize {
     let mut last = i;
     let mut after_newline = match bytes.get(i) {
         Some(b'\r' | b'\n') if NEWLINES => i + 1,
@@ -140,11 +130,14 @@ pub(super) fn space_run<T: Classes, const NEWLINES: bool>(
         last = j;
         j += len;
     };
-    SpaceRun {
-        last,
-        end: j,
-        at_end,
-        after_newline,
+    if END_FIRST && at_end {
+        j
+    } else if after_newline != 0 {
+        after_newline
+    } else if at_end || last == i {
+        j
+    } else {
+        last
     }
 }
 

@@ -5,8 +5,8 @@
 use super::o200k::{class_at, class_of, C_BOTH, C_LOWER, C_MARK, C_NUM, C_OTHER, C_SPACE, C_UPPER};
 use super::tables::tests::{check_generated, engine_classes_of, render_ucd, Layout};
 use super::tests::{
-    adversarial, compare, english, mb_per_s, non_latin, our_pieces, pathological, python_sources,
-    Rng, ALPHABET, WORDS,
+    adversarial, compare, compare_or_scale, english, exhaustive, mb_per_s, non_latin,
+    on_python_sources, pathological, proptest_config, python_sources, Rng, ALPHABET, WORDS,
 };
 use super::Kind;
 use crate::pretok::patterns;
@@ -102,21 +102,7 @@ fn ucd_is_up_to_date() -> Result<(), String> {
 
 #[test]
 fn python_standard_library_sources() -> Result<(), String> {
-    let files = python_sources();
-    if files.is_empty() {
-        eprintln!("no Python standard library on this machine: skipped");
-        return Ok(());
-    }
-    let (mut bytes, mut pieces) = (0, 0);
-    for (name, text) in &files {
-        pieces += check(text).map_err(|e| format!("{name}: {e}"))?;
-        bytes += text.len();
-    }
-    eprintln!(
-        "{} files, {bytes} bytes, {pieces} pieces: identical",
-        files.len()
-    );
-    Ok(())
+    on_python_sources(check)
 }
 
 /// Chars where o200k's corners turn, beyond the shared alphabet: each case class in and out of
@@ -152,11 +138,7 @@ fn o200k_adversarial() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 6000,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(proptest_config(6000))]
 
     #[test]
     fn o200k_adversarial_strings(text in o200k_adversarial()) {
@@ -186,22 +168,7 @@ fn exhaustive_short_strings() -> Result<(), String> {
     const SMALL: &[char] = &[
         ' ', '\n', '\t', '\'', 's', 'ſ', 'L', 'l', 'e', 'ǅ', '中', '\u{301}', '1', '!', '/',
     ];
-    let mut count = 0usize;
-    let mut text = String::new();
-    for len in 0..=5u32 {
-        for mut code in 0..SMALL.len().pow(len) {
-            text.clear();
-            for _ in 0..len {
-                text.extend(SMALL.get(code % SMALL.len()));
-                code /= SMALL.len();
-            }
-            check(&text)?;
-            count += 1;
-        }
-    }
-    eprintln!("{count} strings: identical");
-    assert_eq!(count, (0..=5).map(|n| SMALL.len().pow(n)).sum::<usize>());
-    Ok(())
+    exhaustive(SMALL, 5, check).map(|_| ())
 }
 
 /// The chars that `(?i:...)` lets stand for each letter of the contractions, by the engine, are
@@ -297,30 +264,9 @@ fn pathological_inputs_match_the_regex() -> Result<(), String> {
     let small = o200k_pathological(1 << 16);
     let mut scaled = Vec::new();
     for ((name, text), (_, small_text)) in o200k_pathological(1 << 20).iter().zip(&small) {
-        let e = match check(text) {
-            Ok(_) => continue,
-            Err(e) if e.contains("Max stack size exceeded") => e,
-            Err(e) => return Err(format!("{name}: {e}")),
-        };
-        check(small_text).map_err(|e| format!("{name}, 64 KB: {e}"))?;
-        let (got, want) = (our_pieces(K, text), our_pieces(K, small_text));
-        let grown = text.len() - small_text.len();
-        let differing: Vec<(&&str, &&str)> =
-            got.iter().zip(&want).filter(|(g, w)| g != w).collect();
-        let ok = got.len() == want.len()
-            && match differing.as_slice() {
-                [(g, w)] => {
-                    g.len() == w.len() + grown
-                        && w.get(..16).is_some_and(|head| g.starts_with(head))
-                        && w.get(w.len().saturating_sub(16)..)
-                            .is_some_and(|tail| g.ends_with(tail))
-                }
-                _ => false,
-            };
-        if !ok {
-            return Err(format!("{name}: 1 MB pieces do not scale ({e})"));
+        if compare_or_scale(K, name, text, small_text)? {
+            scaled.push(*name);
         }
-        scaled.push(*name);
     }
     eprintln!("scaled from 64 KB: {scaled:?}");
     Ok(())
