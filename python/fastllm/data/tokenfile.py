@@ -85,10 +85,10 @@ class TokenFileDataset(WindowDataset):
 
     def _open(self, path: Path, max_length: int, stride: int, dtype: npt.DTypeLike | None) -> None:
         self.path = path
-        self._dtype = None if dtype is None else np.dtype(dtype)
+        self._dtype = None if dtype is None else _integer_dtype(dtype, f"dtype for {path}")
         if self._dtype is None:
             meta = read_sidecar(path)
-            token_dtype = np.dtype(meta["dtype"])
+            token_dtype = _integer_dtype(meta.get("dtype"), f"the sidecar of {path}: dtype")
             if sys.byteorder != "little":
                 token_dtype = token_dtype.newbyteorder("<")
             count = int(meta["token_count"])
@@ -224,3 +224,20 @@ class RandomOffsetSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return self.num_batches
+
+
+def _integer_dtype(value: object, what: str) -> np.dtype[Any]:
+    """``value`` as an integer NumPy dtype, or ``TypeError`` naming ``what``: any other dtype
+    would read the file's bytes as something else (``object`` as pointers: a crash)."""
+    if value is None:
+        raise TypeError(f"{what} is missing")
+    try:
+        dtype = np.dtype(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{what}: {value!r} is not a NumPy dtype ({error})") from None
+    if dtype.kind not in "iu":
+        raise TypeError(
+            f"{what} is {dtype}; token files hold integer token ids, so only integer dtypes "
+            "(uint16, uint32, int32, int64, ...) are accepted"
+        )
+    return dtype
