@@ -265,13 +265,14 @@ impl PyCoreBpe {
         texts: Vec<PyBackedStr>,
         allowed_special: &Bound<'py, PyAny>,
         disallowed_special: &Bound<'py, PyAny>,
-        num_threads: usize,
+        num_threads: i64,
     ) -> PyResult<Bound<'py, PyList>> {
+        let threads = crate::parallel::checked_threads("num_threads", num_threads)?;
         let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
         let batch = py.detach(|| {
             let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
             self.inner
-                .encode_batch(&refs, &allowed, &disallowed, num_threads)
+                .encode_batch(&refs, &allowed, &disallowed, threads)
         })?;
         self.to_lists(py, &batch)
     }
@@ -284,13 +285,14 @@ impl PyCoreBpe {
         texts: Vec<PyBackedStr>,
         allowed_special: &Bound<'py, PyAny>,
         disallowed_special: &Bound<'py, PyAny>,
-        num_threads: usize,
+        num_threads: i64,
     ) -> PyResult<(Bound<'py, PyArray1<Rank>>, Bound<'py, PyArray1<i64>>)> {
+        let threads = crate::parallel::checked_threads("num_threads", num_threads)?;
         let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
         let (tokens, offsets) = py.detach(|| {
             let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
             self.inner
-                .encode_batch_flat(&refs, &allowed, &disallowed, num_threads)
+                .encode_batch_flat(&refs, &allowed, &disallowed, threads)
         })?;
         Ok((tokens.into_pyarray(py), offsets.into_pyarray(py)))
     }
@@ -300,11 +302,12 @@ impl PyCoreBpe {
         &self,
         py: Python<'py>,
         texts: Vec<PyBackedStr>,
-        num_threads: usize,
+        num_threads: i64,
     ) -> PyResult<Bound<'py, PyList>> {
+        let threads = crate::parallel::checked_threads("num_threads", num_threads)?;
         let batch = py.detach(|| {
             let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
-            self.inner.encode_ordinary_batch(&refs, num_threads)
+            self.inner.encode_ordinary_batch(&refs, threads)
         })?;
         self.to_lists(py, &batch)
     }
@@ -375,9 +378,10 @@ impl PyCoreBpe {
         &self,
         py: Python<'py>,
         batch: Vec<Vec<Rank>>,
-        num_threads: usize,
+        num_threads: i64,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let decoded = py.detach(|| self.inner.decode_bytes_batch(&batch, num_threads))?;
+        let threads = crate::parallel::checked_threads("num_threads", num_threads)?;
+        let decoded = py.detach(|| self.inner.decode_bytes_batch(&batch, threads))?;
         Ok(decoded.iter().map(|d| PyBytes::new(py, d)).collect())
     }
 
@@ -390,10 +394,11 @@ impl PyCoreBpe {
     }
 }
 
-/// Sets the process-wide cap on threads a call may use (0 = the number of cores).
+/// Sets the process-wide cap on threads a call may use (0 = the number of cores, at most 1024).
 #[pyfunction]
-fn set_num_threads(threads: usize) {
-    crate::parallel::set_max_threads(threads);
+fn set_num_threads(threads: i64) -> PyResult<()> {
+    crate::parallel::set_max_threads(crate::parallel::checked_threads("threads", threads)?);
+    Ok(())
 }
 
 /// The process-wide cap on threads a call may use.
