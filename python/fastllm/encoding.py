@@ -215,6 +215,13 @@ class Encoding:
         ``disallowed_special`` (then it is encoded as ordinary text). ``"all"`` means every
         special token.
 
+        Overlapping special tokens: the leftmost one in the text wins, and of several that start
+        at the same character, the longest (with ``{"<|a": 300, "<|ab|>": 301}`` both allowed,
+        ``"<|ab|>"`` is ``[301]``). This is tiktoken's result wherever no special token is a
+        prefix of another at the same position; where one is, tiktoken's choice follows the
+        order of its special-token regex alternation, which comes from a hash map and can
+        differ between processes.
+
         >>> import fastllm
         >>> enc = fastllm.get_encoding("gpt2")
         >>> enc.encode("hello world")

@@ -134,7 +134,8 @@ class SimpleTokenizer:
         try:
             core = _fastllm.SimpleTokenizerCore.from_text(text, specials, unk_token)
         except UnicodeEncodeError:
-            core = _fastllm.SimpleTokenizerCore.from_text(_fix_surrogates(text), specials, unk_token)
+            fixed = _fix_surrogates(text)
+            core = _fastllm.SimpleTokenizerCore.from_text(fixed, specials, unk_token)
         return cls._from_core(core)
 
     # ---- encoding ----

@@ -232,7 +232,7 @@ def _integer_dtype(value: object, what: str) -> np.dtype[Any]:
     if value is None:
         raise TypeError(f"{what} is missing")
     try:
-        dtype = np.dtype(value)  # type: ignore[call-overload]
+        dtype: np.dtype[Any] = np.dtype(value)  # type: ignore[call-overload]
     except (TypeError, ValueError) as error:
         raise TypeError(f"{what}: {value!r} is not a NumPy dtype ({error})") from None
     if dtype.kind not in "iu":
