@@ -9,17 +9,31 @@ use crate::parallel;
 use crate::pretok::{patterns, SpecialMatcher, Splitter};
 use crate::vocab::{Rank, Ranks, MAX_ID};
 
-/// Which special tokens a call allows or forbids, indexed like `CoreBpe::special_names`.
+/// Which special tokens a call allows or forbids, indexed like `CoreBpe::special_names`, with
+/// whether any is set (checked once per special token found, so kept, not recounted).
 #[derive(Clone, Debug, Default)]
-pub struct SpecialSet(Vec<bool>);
+pub struct SpecialSet {
+    flags: Vec<bool>,
+    any: bool,
+}
 
 impl SpecialSet {
+    fn new(flags: Vec<bool>) -> Self {
+        let any = flags.iter().any(|&b| b);
+        SpecialSet { flags, any }
+    }
+
     fn contains(&self, index: usize) -> bool {
-        self.0.get(index).copied().unwrap_or(false)
+        self.flags.get(index).copied().unwrap_or(false)
     }
 
     fn is_empty(&self) -> bool {
-        !self.0.iter().any(|&b| b)
+        !self.any
+    }
+
+    /// Every special token that is not in `self`.
+    pub fn complement(&self) -> SpecialSet {
+        SpecialSet::new(self.flags.iter().map(|&b| !b).collect())
     }
 }
 
@@ -204,11 +218,11 @@ impl CoreBpe {
                 set[i] = true;
             }
         }
-        SpecialSet(set)
+        SpecialSet::new(set)
     }
 
     pub fn all_specials(&self) -> SpecialSet {
-        SpecialSet(vec![true; self.special_names.len()])
+        SpecialSet::new(vec![true; self.special_names.len()])
     }
 
     // ---- encoding ----

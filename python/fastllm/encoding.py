@@ -171,14 +171,13 @@ class Encoding:
     def _special_args(
         self, text: str, allowed_special: AllowedSpecial, disallowed_special: DisallowedSpecial
     ) -> tuple[AbstractSet[str], Collection[str]]:
-        """Resolves ``"all"`` and checks, as tiktoken does, strings that are not special tokens."""
-        allowed: AbstractSet[str] = (
-            self.special_tokens_set if allowed_special == "all" else allowed_special
-        )
+        """Checks, as tiktoken does, strings that are not special tokens. ``"all"`` goes to Rust
+        as it is (every special token; for ``disallowed``, every one not allowed): no set of all
+        the names is built per call."""
         if disallowed_special == "all":
-            disallowed: Collection[str] = self.special_tokens_set - set(allowed)
-        else:
-            disallowed = disallowed_special
+            return allowed_special, disallowed_special  # type: ignore[return-value]
+        allowed: AbstractSet[str] = allowed_special  # type: ignore[assignment]
+        disallowed: Collection[str] = disallowed_special
         if disallowed and not self.special_tokens_set.issuperset(disallowed):
             # tiktoken also refuses text matching a disallowed string that is not a special
             # token; that rare case is checked here, the usual one in Rust.

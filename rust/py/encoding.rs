@@ -55,7 +55,21 @@ impl PyCoreBpe {
         allowed: &Bound<'_, PyAny>,
         disallowed: &Bound<'_, PyAny>,
     ) -> PyResult<(SpecialSet, SpecialSet)> {
-        Ok((self.special_set(allowed)?, self.special_set(disallowed)?))
+        // The string "all" stands for every special token (for `disallowed`: every one not
+        // allowed), so the default `disallowed_special="all"` costs no set of names per call
+        // (with 40 k special tokens that set made each `encode("hi")` take 0.2 s).
+        let is_all = |v: &Bound<'_, PyAny>| v.extract::<PyBackedStr>().is_ok_and(|s| &*s == "all");
+        let allowed = if is_all(allowed) {
+            self.inner.all_specials()
+        } else {
+            self.special_set(allowed)?
+        };
+        let disallowed = if is_all(disallowed) {
+            allowed.complement()
+        } else {
+            self.special_set(disallowed)?
+        };
+        Ok((allowed, disallowed))
     }
 
     fn special_set(&self, names: &Bound<'_, PyAny>) -> PyResult<SpecialSet> {
