@@ -72,9 +72,8 @@ pub fn parse_tiktoken(data: &[u8], source: &str) -> Result<Ranks> {
             line: line_no,
             reason,
         };
-        let text = std::str::from_utf8(line).map_err(|_| {
-            bad("line is not ASCII; expected '<base64 token> <rank>'".into())
-        })?;
+        let text = std::str::from_utf8(line)
+            .map_err(|_| bad("line is not ASCII; expected '<base64 token> <rank>'".into()))?;
         let mut fields = text.split_ascii_whitespace();
         let (Some(token_b64), Some(rank_text), None) =
             (fields.next(), fields.next(), fields.next())
@@ -278,9 +277,11 @@ mod tests {
         let err = parse_tiktoken(b"YQ== 67108864\n", "v.tiktoken").map_err(|e| e.to_string());
         assert_eq!(
             err,
-            Err("v.tiktoken, line 1: token \"YQ==\" has id 67108864, which is too large: \
+            Err(
+                "v.tiktoken, line 1: token \"YQ==\" has id 67108864, which is too large: \
                  fastllm's token ids must be below 2**26 = 67108864"
-                .into())
+                    .into()
+            )
         );
         let long = format!("{} 0 1\n", "Q".repeat(1 << 20));
         let err = parse_tiktoken(long.as_bytes(), "v").map_err(|e| e.to_string());
