@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import reference_encoding
-
 import fastllm
+from conftest import reference_encoding
 from fastllm.tokenfile import manifest_path, open_shard_writer, tokenize_files
 
 EOT = 50256
@@ -59,7 +58,7 @@ def documents(folder: Path, n: int = 40) -> list[str]:
 def expected(texts: list[str], name: str = "gpt2") -> list[list[int]]:
     enc = reference_encoding(name)
     eot = enc.eot_token
-    return [enc.encode_ordinary(t) + [eot] for t in texts]
+    return [[*enc.encode_ordinary(t), eot] for t in texts]
 
 
 @pytest.fixture
@@ -93,19 +92,22 @@ def test_shards_equal_tiktoken_and_keep_documents_whole(corpus, tmp_path, layout
     out = tmp_path / "out" / "corpus.bin"
     out.parent.mkdir()
     shard_tokens = 3000
-    stats = tokenize_files(
-        folder, out, shard_tokens=shard_tokens, val_tokens=1000, layout=layout
-    )
+    stats = tokenize_files(folder, out, shard_tokens=shard_tokens, val_tokens=1000, layout=layout)
     assert stats.path == manifest_path(out) == out.parent / "corpus.manifest.json"
     manifest = json.loads(stats.path.read_text())
     assert manifest["kind"] == "fastllm-token-shards" and manifest["layout"] == layout
-    assert manifest["encoding"]["name"] == "gpt2" and len(manifest["encoding"]["vocab_sha256"]) == 64
+    assert (
+        manifest["encoding"]["name"] == "gpt2" and len(manifest["encoding"]["vocab_sha256"]) == 64
+    )
     reader = read_llmc if layout == "llmc" else (lambda p: np.fromfile(p, dtype="<u2"))
     check_shards(manifest, out.parent, docs, reader)
     shards = manifest["shards"]
     assert shards[0]["split"] == "val" and shards[0]["file"] == "corpus_val_000000.bin"
     assert all(s["split"] == "train" for s in shards[1:])
-    assert [s["file"] for s in shards[1:3]] == ["corpus_train_000001.bin", "corpus_train_000002.bin"]
+    assert [s["file"] for s in shards[1:3]] == [
+        "corpus_train_000001.bin",
+        "corpus_train_000002.bin",
+    ]
     assert shards[0]["tokens"] <= 1000
     assert all(s["tokens"] <= shard_tokens for s in shards)
     assert stats.shards == tuple(out.parent / s["file"] for s in shards)
@@ -152,7 +154,9 @@ def test_python_shard_writer_is_byte_identical(corpus, tmp_path):
     folder, texts = corpus
     local = tmp_path / "local" / "c.bin"
     local.parent.mkdir()
-    tokenize_files(sorted(folder.iterdir()), local, shard_tokens=2500, val_tokens=800, layout="llmc")
+    tokenize_files(
+        sorted(folder.iterdir()), local, shard_tokens=2500, val_tokens=800, layout="llmc"
+    )
     fed = tmp_path / "fed" / "c.bin"
     fed.parent.mkdir()
     enc = fastllm.get_encoding("gpt2")
@@ -216,8 +220,14 @@ def test_resume_per_shard(corpus, tmp_path):
     tokenfile._JOB_BYTES = 2048
     try:
         with pytest.raises(KeyboardInterrupt):
-            tokenize_files(folder, out, shard_tokens=2000, num_threads=1, progress=stop,
-                           checkpoint_interval=0.0)
+            tokenize_files(
+                folder,
+                out,
+                shard_tokens=2000,
+                num_threads=1,
+                progress=stop,
+                checkpoint_interval=0.0,
+            )
     finally:
         tokenfile._JOB_BYTES = old
     assert not manifest_path(out).exists()
@@ -276,7 +286,7 @@ def test_dataset_reads_a_sharded_set(corpus, tmp_path):
     assert val.parts[0].tolist() == flat[: manifest["shards"][0]["tokens"]]
     expect_windows = sum((len(p) - 1) // 16 for p in train.parts)
     assert len(train) == expect_windows
-    x, y = train[len(train) - 1]
+    x, _ = train[len(train) - 1]
     last = train.parts[-1]
     n = (len(last) - 1) // 16 - 1
     assert x.tolist() == last[n * 16 : n * 16 + 16].tolist()
@@ -349,8 +359,9 @@ def test_sidecar_write_failure_leaves_no_orphan(tmp_path):
             sys.exit(3)
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "t.bin.json" in proc.stdout
     assert not out.exists(), "no token file without its sidecar"

@@ -618,7 +618,11 @@ fn remove_old_shards(names: &shards::ShardNames) -> Result<()> {
     let mut doomed = vec![names.journal(), names.manifest()];
     for listing in [names.manifest(), names.journal()] {
         if let Some(v) = output::read_json(&listing) {
-            let key = if listing == names.manifest() { "shards" } else { "done" };
+            let key = if listing == names.manifest() {
+                "shards"
+            } else {
+                "done"
+            };
             for (i, item) in v
                 .get(key)
                 .and_then(Value::as_array)
@@ -703,8 +707,7 @@ impl pipeline::Handler for ShardHandler<'_> {
         self.counts.add(&done.encoded);
         self.position = done.end;
         self.raw_done = done.raw_done;
-        if self.writer.done().len() != shards_before
-            || self.last_checkpoint.elapsed() >= self.every
+        if self.writer.done().len() != shards_before || self.last_checkpoint.elapsed() >= self.every
         {
             self.checkpoint()?;
         }
@@ -776,7 +779,10 @@ pub fn tokenize_shards(
                     .and_then(|s| shards::entries_from_json(s, &names))
                     .is_some();
             if same {
-                let tokens = manifest.get("token_count").and_then(Value::as_u64).unwrap_or(0);
+                let tokens = manifest
+                    .get("token_count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
                 let documents = manifest
                     .get("document_count")
                     .and_then(Value::as_u64)
@@ -840,7 +846,11 @@ pub fn tokenize_shards(
                 per_file: vec![work::FileCount::default(); inputs.len()],
                 ..output::Counts::default()
             };
-            (Position::default(), counts, ShardWriter::create(out, spec.clone(), dtype)?)
+            (
+                Position::default(),
+                counts,
+                ShardWriter::create(out, spec.clone(), dtype)?,
+            )
         }
     };
     let resumed = counts.tokens > 0 || start_position != Position::default();

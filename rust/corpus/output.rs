@@ -296,13 +296,19 @@ pub fn resume_point(
     inputs: &[Value],
 ) -> std::result::Result<(Position, Counts), String> {
     if journal.get("kind").and_then(Value::as_str) != Some(kind) {
-        return Err(format!("{} is not a fastllm journal", journal_path.display()));
+        return Err(format!(
+            "{} is not a fastllm journal",
+            journal_path.display()
+        ));
     }
     for (key, what) in [
         ("encoding", "the encoding differs"),
         ("settings", "the settings differ (eot, errors or field)"),
         ("dtype", "the token dtype differs"),
-        ("sharding", "the shard settings differ (layout, shard or validation size)"),
+        (
+            "sharding",
+            "the shard settings differ (layout, shard or validation size)",
+        ),
     ] {
         if journal.get(key) != identity.get(key) {
             return Err(format!("{what} from this run's"));
@@ -534,7 +540,11 @@ impl Writer {
         fs::rename(&meta_tmp, &p.meta).map_err(|e| write_error(&p.meta, &e))?;
         fs::rename(&p.partial_bin, &p.bin).map_err(|e| write_error(&p.bin, &e))?;
         if let Some(dir) = p.bin.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }

@@ -197,7 +197,8 @@ impl ShardNames {
     }
 
     pub fn journal(&self) -> PathBuf {
-        self.dir.join(format!("{}.manifest.partial.json", self.prefix))
+        self.dir
+            .join(format!("{}.manifest.partial.json", self.prefix))
     }
 }
 
@@ -610,10 +611,7 @@ pub fn manifest(head: &Value, spec: &ShardSpec, dtype: Dtype, shards: &[ShardEnt
         map.insert("version".into(), 1.into());
         map.insert("layout".into(), spec.layout.name().into());
         map.insert("dtype".into(), dtype.name().into());
-        map.insert(
-            "header_bytes".into(),
-            spec.layout.header_bytes().into(),
-        );
+        map.insert("header_bytes".into(), spec.layout.header_bytes().into());
         map.insert(
             "shard_tokens".into(),
             spec.shard_tokens.map_or(Value::Null, Value::from),
@@ -681,7 +679,11 @@ fn sha256_of(file: &mut File) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn write_index(path: &Path, starts: &[u64], tokens: u64) -> Result<()> {

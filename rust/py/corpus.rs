@@ -179,7 +179,8 @@ fn tokenize_files(
     let inputs = inputs(paths, formats)?;
     let settings = settings(&encoder, field, eot, errors)?;
     let spec = shard_spec(layout, shard_tokens, val_tokens)?;
-    let sharded = spec.layout != Layout::Flat || spec.shard_tokens.is_some() || spec.val_tokens.is_some();
+    let sharded =
+        spec.layout != Layout::Flat || spec.shard_tokens.is_some() || spec.val_tokens.is_some();
     let checkpoint_every = Duration::try_from_secs_f64(checkpoint_interval).map_err(|_| {
         PyValueError::new_err(format!(
             "checkpoint_interval must be a number of seconds >= 0, got {checkpoint_interval}"
@@ -194,7 +195,15 @@ fn tokenize_files(
     let summary = run_detached(py, progress.as_ref(), |caller| {
         let mut report = |p: &Progress| report(caller, p);
         if sharded {
-            corpus::tokenize_shards(&encoder, &inputs, &out, &settings, &spec, &options, &mut report)
+            corpus::tokenize_shards(
+                &encoder,
+                &inputs,
+                &out,
+                &settings,
+                &spec,
+                &options,
+                &mut report,
+            )
         } else {
             corpus::tokenize_files(&encoder, &inputs, &out, &settings, &options, &mut report)
         }

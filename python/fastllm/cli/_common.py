@@ -180,7 +180,7 @@ class TerminalLine:
         >>> stream = io.StringIO()
         >>> line = TerminalLine(stream)
         >>> line.show("50%  ETA 0:01"); line.show("100%")
-        >>> stream.getvalue().split("\r")[-1]
+        >>> stream.getvalue().split("\\r")[-1]
         '100%         '
         """
         pad = " " * max(0, self._length - len(text))

@@ -121,10 +121,12 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
         return 143 if isinstance(stop, Terminated) else 130
     except (OSError, ValueError) as error:
         left = _leftovers(args.output)
-        stop = fail(_PROG, error)
+        failure = fail(_PROG, error)
         if left:
-            stop = SystemExit(f"{stop.code}; work kept in {left} (rerun to resume, or delete it)")
-        raise stop from None
+            failure = SystemExit(
+                f"{failure.code}; work kept in {left} (rerun to resume, or delete it)"
+            )
+        raise failure from None
     if stats.note:
         say(f"note       {stats.note}; started over")
     say(stats.summary())

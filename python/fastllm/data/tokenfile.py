@@ -47,7 +47,10 @@ Source = Union[PathLike, Sequence[PathLike]]
 #: llm.c's shard header (``dev/data/data_common.py``): 256 little-endian int32, magic, version,
 #: token count; ``uint16`` tokens for version 1, ``uint32`` for version 7.
 LLMC_HEADER_INTS = 256
-LLMC_FORMATS = {(20240520, 1): np.dtype("<u2"), (20240801, 7): np.dtype("<u4")}
+LLMC_FORMATS: dict[tuple[int, int], np.dtype[Any]] = {
+    (20240520, 1): np.dtype("<u2"),
+    (20240801, 7): np.dtype("<u4"),
+}
 MANIFEST_KIND = "fastllm-token-shards"
 
 
@@ -93,9 +96,7 @@ def _read_manifest(path: Path, split: str | None) -> tuple[list[Path], dict[str,
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("kind") != MANIFEST_KIND:
         raise ValueError(f"{path} is not a fastllm shard manifest (kind {MANIFEST_KIND!r})")
-    shards = [
-        s for s in meta.get("shards", []) if split is None or s.get("split") == split
-    ]
+    shards = [s for s in meta.get("shards", []) if split is None or s.get("split") == split]
     return [path.parent / s["file"] for s in shards], meta
 
 
@@ -246,7 +247,7 @@ class TokenFileDataset(WindowDataset):
         self._views = [sliding_windows(p, max_length, stride) for p in self.parts]
         self._set_windows(self.parts[0], max_length, stride)
         counts = [len(v[0]) for v in self._views]
-        self._window_starts = np.cumsum([0] + counts, dtype=np.int64)
+        self._window_starts = np.cumsum([0, *counts], dtype=np.int64)
         self._every_offset: list[tuple[TokenArray, TokenArray]] | None = None
 
     def __len__(self) -> int:
@@ -323,7 +324,7 @@ class TokenFileDataset(WindowDataset):
         if self._every_offset is None:
             self._every_offset = [sliding_windows(p, self.max_length, 1) for p in self.parts]
             counts = [len(v[0]) for v in self._every_offset]
-            self._offset_starts = np.cumsum([0] + counts, dtype=np.int64)
+            self._offset_starts = np.cumsum([0, *counts], dtype=np.int64)
         total = int(self._offset_starts[-1])
         if total < 1:
             raise ValueError(f"no window of {self.max_length} + 1 tokens in {self.path}")
