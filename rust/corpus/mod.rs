@@ -50,6 +50,9 @@ pub enum Format {
     Text,
     /// One JSON object per line; its text field is one document (blank lines are skipped).
     Jsonl,
+    /// A Parquet file; each row of its string column (the text field) is one document, a null
+    /// an empty one.
+    Parquet,
 }
 
 impl Format {
@@ -57,6 +60,7 @@ impl Format {
         match self {
             Format::Text => "text",
             Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
         }
     }
 
@@ -64,8 +68,9 @@ impl Format {
         match name {
             "text" => Ok(Format::Text),
             "jsonl" => Ok(Format::Jsonl),
+            "parquet" => Ok(Format::Parquet),
             other => Err(Error::InvalidArgument(format!(
-                "format must be 'text' or 'jsonl', got {other:?}"
+                "format must be 'text', 'jsonl' or 'parquet', got {other:?}"
             ))),
         }
     }
@@ -129,7 +134,7 @@ pub struct Position {
 /// What decides the tokens, besides the encoding and the inputs.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The JSONL field holding the text.
+    /// The JSONL field (Parquet column) holding the text.
     pub field: String,
     /// Appended after each document.
     pub eot: Option<Rank>,
@@ -347,7 +352,8 @@ pub fn tokenize_files(
         }
     }
     let dtype = encoder.dtype();
-    let described = output::describe_inputs(inputs)?;
+    let identities = source::identify(inputs)?;
+    let described = output::describe_inputs(inputs, &identities);
     let identity = output::identity(encoder, settings, dtype);
     let total = total_bytes(&described);
     let start = output::plan_start(
@@ -417,6 +423,7 @@ pub fn tokenize_files(
         bpe: &encoder.bpe,
         settings,
         inputs,
+        identities: &identities,
         start: &start_position,
         raw_before,
         dtype: Some(dtype),
@@ -540,7 +547,8 @@ pub fn count_files(
 ) -> Result<Value> {
     let started = Instant::now();
     check_inputs(inputs, settings, encoder)?;
-    let described = output::describe_inputs(inputs)?;
+    let identities = source::identify(inputs)?;
+    let described = output::describe_inputs(inputs, &identities);
     let total = total_bytes(&described);
     let mut handler = CountHandler {
         per_file: vec![work::FileCount::default(); inputs.len()],
@@ -556,6 +564,7 @@ pub fn count_files(
         bpe: &encoder.bpe,
         settings,
         inputs,
+        identities: &identities,
         start: &start,
         raw_before: 0,
         dtype: None,

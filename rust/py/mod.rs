@@ -10,7 +10,7 @@ mod data;
 mod encoding;
 mod train;
 
-use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::error::Error;
@@ -27,6 +27,7 @@ impl From<Error> for PyErr {
                 PyKeyError::new_err(error.to_string())
             }
             Error::Io { .. } | Error::Write { .. } => PyOSError::new_err(error.to_string()),
+            Error::OutOfMemory(_) => PyMemoryError::new_err(error.to_string()),
             Error::InvalidPattern { .. }
             | Error::PatternFailed { .. }
             | Error::VocabFormat { .. }
