@@ -203,44 +203,26 @@ def test_a_file_reached_by_two_paths_counts_once(tmp_path: Path) -> None:
 
 
 def test_binary_files_are_skipped_with_a_count_even_with_errors_replace(tmp_path: Path) -> None:
-    (tmp_path / "a.txt").write_text("some text")
-    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(500))
-    (tmp_path / "data.bin").write_bytes(b"\x00" * 100)
+    tree = tmp_path / "in"
+    tree.mkdir()
+    (tree / "a.txt").write_text("some text")
+    (tree / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + os.urandom(500))
+    (tree / "data.bin").write_bytes(b"\x00" * 100)
     for command in (
         ["count"],
         ["count", "--errors", "replace"],
-        ["tokenize", "-o", str(tmp_path / "out" / "t.bin")],
+        ["tokenize", "-o", str(tmp_path / "t.bin")],
+        ["train-bpe", "--vocab-size", "260", "-o", str(tmp_path / "bpe.tiktoken")],
     ):
-        (tmp_path / "out").mkdir(exist_ok=True)
         run = subprocess.run(
-            [sys.executable, "-m", "fastllm", *command, str(tmp_path)],
+            [sys.executable, "-m", "fastllm", *command, str(tree)],
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
         assert run.returncode == 0, run.stderr
-        assert "skipped 2 binary files" in run.stdout
-    out = tmp_path / "bpe.tiktoken"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fastllm",
-            "train-bpe",
-            str(tmp_path),
-            "--vocab-size",
-            "260",
-            "-o",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert "skipped 2 binary files" in run.stdout
+        assert "skipped 2 binary files" in run.stdout, run.stdout
 
 
 # ---- the output is never an input ----
