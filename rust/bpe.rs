@@ -851,7 +851,7 @@ mod tests {
             }
         }
         ranks.insert("a".repeat(999).into_bytes(), next);
-        ranks.insert("a".repeat(1).into_bytes(), u32::from(b'a'));
+        ranks.insert(b"a".to_vec(), u32::from(b'a'));
         let table = MergeTable::new(&ranks);
         let mut direct = FxHashMap::default();
         for (token, &id) in &ranks {

@@ -52,6 +52,9 @@ pub enum Format {
     Text,
     /// One JSON object per line; its text field is one document (blank lines are skipped).
     Jsonl,
+    /// A Parquet file; each row of its string column (the text field) is one document, a null
+    /// an empty one.
+    Parquet,
 }
 
 impl Format {
@@ -59,6 +62,7 @@ impl Format {
         match self {
             Format::Text => "text",
             Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
         }
     }
 
@@ -66,8 +70,9 @@ impl Format {
         match name {
             "text" => Ok(Format::Text),
             "jsonl" => Ok(Format::Jsonl),
+            "parquet" => Ok(Format::Parquet),
             other => Err(Error::InvalidArgument(format!(
-                "format must be 'text' or 'jsonl', got {other:?}"
+                "format must be 'text', 'jsonl' or 'parquet', got {other:?}"
             ))),
         }
     }
@@ -131,7 +136,7 @@ pub struct Position {
 /// What decides the tokens, besides the encoding and the inputs.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The JSONL field holding the text.
+    /// The JSONL field (Parquet column) holding the text.
     pub field: String,
     /// Appended after each document.
     pub eot: Option<Rank>,
@@ -339,7 +344,8 @@ pub fn tokenize_files(
     let paths = output::Paths::new(out);
     check_output_dir(out)?;
     let dtype = encoder.dtype();
-    let described = output::describe_inputs(inputs)?;
+    let identities = source::identify(inputs)?;
+    let described = output::describe_inputs(inputs, &identities);
     let identity = output::identity(encoder, settings, dtype);
     let total = total_bytes(&described);
     let start = output::plan_start(
@@ -410,6 +416,7 @@ pub fn tokenize_files(
         bpe: &encoder.bpe,
         settings,
         inputs,
+        identities: &identities,
         start: &start_position,
         raw_before,
         dtype: Some(dtype),
@@ -534,7 +541,8 @@ pub fn count_files(
 ) -> Result<Value> {
     let started = Instant::now();
     check_inputs(inputs, settings, encoder)?;
-    let described = output::describe_inputs(inputs)?;
+    let identities = source::identify(inputs)?;
+    let described = output::describe_inputs(inputs, &identities);
     let total = total_bytes(&described);
     let mut handler = CountHandler {
         per_file: vec![work::FileCount::default(); inputs.len()],
@@ -550,6 +558,7 @@ pub fn count_files(
         bpe: &encoder.bpe,
         settings,
         inputs,
+        identities: &identities,
         start: &start,
         raw_before: 0,
         dtype: None,
@@ -755,7 +764,8 @@ pub fn tokenize_shards(
     let dtype = encoder.dtype();
     spec.check(out, dtype, encoder.bpe.max_token_value())?;
     let names = shards::ShardNames::new(out);
-    let described = output::describe_inputs(inputs)?;
+    let identities = source::identify(inputs)?;
+    let described = output::describe_inputs(inputs, &identities);
     let identity = shard_identity(encoder, settings, dtype, spec);
     let total = total_bytes(&described);
     let same_inputs = |v: &Value, key: &str| {
@@ -890,6 +900,7 @@ pub fn tokenize_shards(
         bpe: &encoder.bpe,
         settings,
         inputs,
+        identities: &identities,
         start: &start_position,
         raw_before,
         dtype: Some(dtype),
@@ -907,10 +918,7 @@ pub fn tokenize_shards(
         return Err(error);
     }
     let counts = handler.counts.clone();
-    let entries = match handler.writer.finish() {
-        Ok(entries) => entries,
-        Err(error) => return Err(error),
-    };
+    let entries = handler.writer.finish()?;
     let mut head = identity;
     if let Value::Object(map) = &mut head {
         map.insert(

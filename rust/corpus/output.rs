@@ -12,12 +12,13 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 
+use super::source::Identity;
 use super::work::FileCount;
 use super::{Dtype, Encoder, Input, Position, Settings};
 
@@ -85,24 +86,19 @@ pub(super) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(|e| write_error(path, &e))
 }
 
-/// Size and modification time of each input (what decides whether a rerun may reuse work).
-pub fn describe_inputs(inputs: &[Input]) -> Result<Vec<Value>> {
+/// Each input with its identity (`source::identify`): what decides whether a rerun may reuse work.
+pub fn describe_inputs(inputs: &[Input], identities: &[Identity]) -> Vec<Value> {
     inputs
         .iter()
-        .map(|input| {
-            let meta =
-                fs::metadata(&input.path).map_err(|e| super::source::io_error(&input.path, &e))?;
-            let mtime_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos() as u64);
-            Ok(json!({
+        .zip(identities)
+        .map(|(input, id)| {
+            json!({
                 "path": input.display(),
                 "format": input.format.name(),
-                "bytes": meta.len(),
-                "mtime_ns": mtime_ns,
-            }))
+                "bytes": id.size,
+                "mtime_ns": id.mtime_ns,
+                "head_tail_sha256": id.head_tail_sha256,
+            })
         })
         .collect()
 }
@@ -124,6 +120,7 @@ pub(super) fn same_input(a: Option<&Value>, b: Option<&Value>) -> bool {
                 v.get("format").cloned(),
                 v.get("bytes").cloned(),
                 v.get("mtime_ns").cloned(),
+                v.get("head_tail_sha256").cloned(),
             )
         })
     };
@@ -340,7 +337,7 @@ pub fn resume_point(
                 .and_then(Value::as_str)
                 .unwrap_or("?");
             return Err(format!(
-                "input {} ({path}) is not the same file as then (path, size or mtime differ)",
+                "input {} ({path}) is not the same file as then (path, size, mtime or content differ)",
                 i + 1
             ));
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::encoding::CoreBpe;
 use crate::error::{Error, Result};
 
-use super::source::{read_jobs, Item};
+use super::source::{self, read_jobs, Item};
 use super::work::{encode_job, Encoded};
 use super::{Dtype, Input, Position, Settings};
 
@@ -47,6 +47,8 @@ pub struct Plan<'a> {
     pub bpe: &'a CoreBpe,
     pub settings: &'a Settings,
     pub inputs: &'a [Input],
+    /// Each input's identity when the run was planned (checked again as it is read).
+    pub identities: &'a [source::Identity],
     pub start: &'a Position,
     /// Size of the input files before `start.file`.
     pub raw_before: u64,
@@ -101,6 +103,8 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
                 };
                 read_jobs(
                     plan.inputs,
+                    plan.identities,
+                    &plan.settings.field,
                     plan.start,
                     plan.raw_before,
                     plan.job_bytes,

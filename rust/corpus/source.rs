@@ -1,5 +1,22 @@
-//! Reading inputs: plain, gzip or zstd files (told apart by their first bytes), cut into jobs of
-//! about `job_bytes` at document, line or safe-cut boundaries.
+//! Reading inputs: plain, gzip or zstd files (told apart by their first bytes) and Parquet string
+//! columns, cut into jobs of about `job_bytes` at document, line or safe-cut boundaries; every
+//! input checked to be a regular file that does not change while it is read.
+//!
+//! Design notes (Parquet; `benches/bench_parquet.py`, 2-core dev machine):
+//! - Compared: (a) the `parquet` crate (arrow-rs, the Arrow reader, codecs snappy/zstd/gzip only)
+//!   in this reader thread, feeding the same jobs as text and JSONL, vs (b) pyarrow in Python
+//!   handing Arrow batches to the zero-copy Arrow path (`rust/flat.rs`, `rust/py/arrow.rs`). (b)
+//!   would need pyarrow for the CLI, the GIL for each batch and a second job pipeline (resume,
+//!   checkpoints, progress); (a) keeps one pipeline, works in `cargo test` without Python, and its
+//!   cost is one memcpy of the column's values into the job (a few percent of encoding).
+//! - Row groups are streamed in order, in batches sized to ~`job_bytes` of text (from the column
+//!   chunk's uncompressed size); pages are read lazily from the file, so memory is a few jobs plus
+//!   one page whatever the row-group size.
+//! - A resumed run skips the rows done (`Position::offset` counts rows for Parquet).
+//! - Identity: device, inode, size, mtime and the sha256 of the first and last 16 KiB, taken when
+//!   the run is planned (and kept in the journal, so a same-size, same-mtime edit between a stop
+//!   and its resume is seen) and again when the file's read ends; a plain file is read to at most
+//!   its planned size plus one byte, so a file growing while read costs no more memory.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -7,10 +24,180 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arrow_array::{Array, LargeStringArray, StringArray, StringViewArray};
+use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use sha2::{Digest, Sha256};
+
 use crate::error::{Error, Result};
 use crate::pretok::cut;
 
 use super::{Format, Input, Position};
+
+/// Bytes hashed at each end of a file for its identity.
+const HASH_SPAN: u64 = 16 << 10;
+
+/// What identifies an input's content cheaply: a change between two of these (taken when a run is
+/// planned and when the file's read ends) is an error naming the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: u64,
+    /// sha256 of the first and the last `HASH_SPAN` bytes (the whole file when it is small).
+    pub head_tail_sha256: String,
+}
+
+fn kind_of(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(path: &Path, file_type: &std::fs::FileType) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        reason: format!("it is {}; inputs must be regular files", kind_of(file_type)),
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Reads `len` bytes at `offset` without moving the file's position (fewer at the end).
+fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> io::Result<()> {
+    let start = out.len();
+    out.resize(start + len as usize, 0);
+    let mut got = 0usize;
+    while let Some(rest) = out.get_mut(start + got..).filter(|r| !r.is_empty()) {
+        match read_at(file, rest, offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(start + got);
+    Ok(())
+}
+
+/// The identity of the open `file` (a regular file; `path` names it in errors).
+fn identity_of(file: &File, path: &Path) -> Result<Identity> {
+    let meta = file.metadata().map_err(|e| io_error(path, &e))?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(path, &meta.file_type()));
+    }
+    let size = meta.len();
+    let mut data = Vec::new();
+    let spans = if size <= 2 * HASH_SPAN {
+        [(0, size), (0, 0)]
+    } else {
+        [(0, HASH_SPAN), (size - HASH_SPAN, HASH_SPAN)]
+    };
+    for (offset, len) in spans {
+        read_span(file, offset, len, &mut data).map_err(|e| io_error(path, &e))?;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(size.to_le_bytes());
+    hasher.update(&data);
+    let head_tail_sha256 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as u64);
+    #[cfg(unix)]
+    let (dev, ino) = {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    };
+    #[cfg(not(unix))]
+    let (dev, ino) = (0, 0);
+    Ok(Identity {
+        dev,
+        ino,
+        size,
+        mtime_ns,
+        head_tail_sha256,
+    })
+}
+
+/// Opens `path` for reading if it is a regular file (checked before opening, so a FIFO is never
+/// opened: that would wait for a writer).
+fn open_regular(path: &Path) -> Result<File> {
+    let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(path, &meta.file_type()));
+    }
+    File::open(path).map_err(|e| io_error(path, &e))
+}
+
+/// The identity of each input, in order; an error for a missing or non-regular one.
+pub fn identify(inputs: &[Input]) -> Result<Vec<Identity>> {
+    inputs
+        .iter()
+        .map(|input| identity_of(&open_regular(&input.path)?, &input.path))
+        .collect()
+}
+
+/// The error when `now` (at `when`) differs from `planned`.
+fn check_identity(path: &Path, planned: &Identity, now: &Identity, when: &str) -> Result<()> {
+    if planned == now {
+        return Ok(());
+    }
+    let what = if planned.dev != now.dev || planned.ino != now.ino {
+        "it was replaced by another file".to_string()
+    } else if planned.size != now.size {
+        format!("its size went from {} to {} bytes", planned.size, now.size)
+    } else if planned.mtime_ns != now.mtime_ns {
+        "it was modified".to_string()
+    } else {
+        "its content changed (same size and mtime)".to_string()
+    };
+    Err(Error::Io {
+        path: path.display().to_string(),
+        reason: format!("the file changed {when} ({what}); rerun once nothing writes to it"),
+    })
+}
+
+/// A failed allocation of `bytes` for `path`'s data, as an error instead of an abort.
+pub fn out_of_memory(path: &Path, bytes: usize) -> Error {
+    Error::OutOfMemory(format!(
+        "cannot allocate {bytes} bytes to read {}",
+        path.display()
+    ))
+}
 
 /// How an input file is stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,8 +231,11 @@ pub fn io_error(path: &Path, e: &io::Error) -> Error {
 /// Opens `path` for reading its text, decompressing gzip and zstd files (told apart by their
 /// first bytes, which are invalid UTF-8, so no text file starts with them); `counter` counts the
 /// bytes read from the file itself.
-pub fn open(path: &Path, counter: &Arc<AtomicU64>) -> Result<Box<dyn Read + Send>> {
-    let mut file = File::open(path).map_err(|e| io_error(path, &e))?;
+pub fn open(
+    mut file: io::Take<File>,
+    path: &Path,
+    counter: &Arc<AtomicU64>,
+) -> Result<(Box<dyn Read + Send>, Compression)> {
     let mut magic = [0u8; 4];
     let mut got = 0;
     while let Some(rest) = magic.get_mut(got..).filter(|r| !r.is_empty()) {
@@ -68,7 +258,7 @@ pub fn open(path: &Path, counter: &Arc<AtomicU64>) -> Result<Box<dyn Read + Send
         read: Arc::clone(counter),
     };
     let stream = io::Cursor::new(head.to_vec()).chain(counting);
-    Ok(match compression {
+    let reader: Box<dyn Read + Send> = match compression {
         Compression::None => Box::new(stream),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
             256 << 10,
@@ -77,15 +267,18 @@ pub fn open(path: &Path, counter: &Arc<AtomicU64>) -> Result<Box<dyn Read + Send
         Compression::Zstd => {
             Box::new(zstd::stream::read::Decoder::new(stream).map_err(|e| io_error(path, &e))?)
         }
-    })
+    };
+    Ok((reader, compression))
 }
 
 /// Reads into `data` until it holds `want` bytes or the reader ends; true at the end.
 fn fill(reader: &mut dyn Read, data: &mut Vec<u8>, want: usize, path: &Path) -> Result<bool> {
     while data.len() < want {
         let before = data.len();
-        let wanted = (want - before).max(64 << 10) as u64;
-        match reader.take(wanted).read_to_end(data) {
+        let wanted = (want - before).max(64 << 10);
+        data.try_reserve(wanted)
+            .map_err(|_| out_of_memory(path, before + wanted))?;
+        match reader.take(wanted as u64).read_to_end(data) {
             Ok(0) => return Ok(true),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -128,6 +321,8 @@ pub struct Segment {
     pub starts_doc: bool,
     /// A text segment that ends a document (the file's last segment).
     pub ends_doc: bool,
+    /// Parquet: where each row (document) ends, from the segment's start; empty otherwise.
+    pub rows: Vec<usize>,
 }
 
 /// Input for one encoder thread: bytes of one or more files.
@@ -149,8 +344,11 @@ pub enum Item {
 
 /// Cuts the inputs from `start` into jobs and hands each to `emit` in order; stops early when
 /// `emit` returns false. `raw_before` is the size of the files before `start.file`.
+#[allow(clippy::too_many_arguments)]
 pub fn read_jobs(
     inputs: &[Input],
+    identities: &[Identity],
+    field: &str,
     start: &Position,
     raw_before: u64,
     job_bytes: usize,
@@ -168,6 +366,7 @@ pub fn read_jobs(
         job_bytes,
         cuttable,
         counter,
+        field,
     };
     for (index, input) in inputs.iter().enumerate().skip(start.file) {
         let resume = if index == start.file {
@@ -178,7 +377,16 @@ pub fn read_jobs(
                 ..Position::default()
             }
         };
-        let result = reader.read_file(input, index, &resume, &mut job, emit);
+        let Some(planned) = identities.get(index) else {
+            emit(Item::Failed(Error::InvalidArgument(
+                "internal error: an input without its identity".into(),
+            )));
+            return;
+        };
+        let result = match input.format {
+            Format::Parquet => reader.read_parquet(input, planned, index, &resume, &mut job, emit),
+            _ => reader.read_file(input, planned, index, &resume, &mut job, emit),
+        };
         match result {
             Ok(true) => {}
             Ok(false) => return,
@@ -204,14 +412,16 @@ pub fn read_jobs(
     }
 }
 
-struct Reader {
+struct Reader<'a> {
     job_bytes: usize,
     /// Whether a long document may be cut at `crate::pretok::cut`'s safe cuts.
     cuttable: bool,
     counter: Arc<AtomicU64>,
+    /// The Parquet column (and JSONL field) holding the text.
+    field: &'a str,
 }
 
-impl Reader {
+impl Reader<'_> {
     /// Sends `job` (when it has anything) and starts a new one with `carry` as its data.
     fn send(
         &self,
@@ -220,7 +430,18 @@ impl Reader {
         end: Position,
         emit: &mut dyn FnMut(Item) -> bool,
     ) -> bool {
-        let mut data = Vec::with_capacity(self.job_bytes + (self.job_bytes >> 2) + carry.len());
+        let mut data = Vec::new();
+        if data
+            .try_reserve(self.job_bytes + (self.job_bytes >> 2) + carry.len())
+            .is_err()
+        {
+            // Nothing after this job is read.
+            emit(Item::Failed(Error::OutOfMemory(format!(
+                "cannot allocate {} bytes for the next job",
+                carry.len() + self.job_bytes
+            ))));
+            return false;
+        }
         data.extend_from_slice(carry);
         let mut full = std::mem::replace(
             job,
@@ -239,9 +460,11 @@ impl Reader {
     }
 
     /// Reads one file into jobs; false when `emit` asked to stop.
+    #[allow(clippy::too_many_arguments)]
     fn read_file(
         &mut self,
         input: &Input,
+        planned: &Identity,
         index: usize,
         resume: &Position,
         job: &mut Job,
@@ -251,7 +474,29 @@ impl Reader {
         const GROW: usize = 256 << 10;
         let path = input.path.as_path();
         let text = input.format == Format::Text;
-        let mut reader = open(path, &self.counter)?;
+        let file = open_regular(path)?;
+        check_identity(
+            path,
+            planned,
+            &identity_of(&file, path)?,
+            "since the run started",
+        )?;
+        let probe = file.try_clone().map_err(|e| io_error(path, &e))?;
+        let raw_start = self.counter.load(Ordering::Relaxed);
+        // One byte more than planned: enough to see that the file grew, never more memory.
+        let (mut reader, compression) = open(
+            file.take(planned.size.saturating_add(1)),
+            path,
+            &self.counter,
+        )?;
+        let end_check = |counter: &AtomicU64| -> Result<()> {
+            let read = counter.load(Ordering::Relaxed) - raw_start;
+            let mut now = identity_of(&probe, path)?;
+            if compression == Compression::None && read != planned.size && now == *planned {
+                now.size = read; // grew and shrank back, or was read short
+            }
+            check_identity(path, planned, &now, "while it was read")
+        };
         if resume.offset > 0 {
             skip(reader.as_mut(), resume.offset, path)?;
         }
@@ -268,6 +513,7 @@ impl Reader {
                 job.data.len() + GROW
             };
             if fill(reader.as_mut(), &mut job.data, target, path)? {
+                end_check(&self.counter)?;
                 if text || job.data.len() > seg_start {
                     job.segments.push(Segment {
                         file: index,
@@ -278,6 +524,7 @@ impl Reader {
                         line,
                         starts_doc,
                         ends_doc: true,
+                        rows: Vec::new(),
                     });
                 }
                 // `job.end` is always where reading goes on after the job's last segment.
@@ -337,6 +584,7 @@ impl Reader {
                 line,
                 starts_doc,
                 ends_doc: false,
+                rows: Vec::new(),
             });
             offset += cut as u64;
             line += lines;
@@ -354,5 +602,215 @@ impl Reader {
             seg_start = 0;
             searched = 0;
         }
+    }
+
+    /// Reads the string column `self.field` of a Parquet file, one row a document (a null is an
+    /// empty document), into jobs; false when `emit` asked to stop.
+    #[allow(clippy::too_many_arguments)]
+    fn read_parquet(
+        &mut self,
+        input: &Input,
+        planned: &Identity,
+        index: usize,
+        resume: &Position,
+        job: &mut Job,
+        emit: &mut dyn FnMut(Item) -> bool,
+    ) -> Result<bool> {
+        let path = input.path.as_path();
+        let file = open_regular(path)?;
+        check_identity(
+            path,
+            planned,
+            &identity_of(&file, path)?,
+            "since the run started",
+        )?;
+        let probe = file.try_clone().map_err(|e| io_error(path, &e))?;
+        let bad = |e: parquet::errors::ParquetError| Error::Io {
+            path: path.display().to_string(),
+            reason: format!("not a readable Parquet file ({e})"),
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(bad)?;
+        let schema = Arc::clone(builder.schema());
+        let field = self.field;
+        let Some((column, found)) = schema.column_with_name(field) else {
+            let mut names: Vec<String> = schema
+                .fields()
+                .iter()
+                .take(16)
+                .map(|f| format!("{:?}", f.name()))
+                .collect();
+            if schema.fields().len() > names.len() {
+                names.push("...".into());
+            }
+            let has = if names.is_empty() {
+                "it has no columns".to_string()
+            } else {
+                format!("its columns are {}", names.join(", "))
+            };
+            return Err(Error::InvalidArgument(format!(
+                "{}: no column {field:?} ({has}); pick the text column with --field / field=",
+                path.display()
+            )));
+        };
+        if !matches!(
+            found.data_type(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: column {field:?} holds {}, expected strings; pick the text column with \
+                 --field / field=",
+                path.display(),
+                found.data_type()
+            )));
+        }
+        let metadata = Arc::clone(builder.metadata());
+        let total_rows = u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0);
+        // Rows per batch: about a job's worth of text, from the column chunks' sizes.
+        let (bytes, rows) = metadata.row_groups().iter().fold((0u64, 0u64), |acc, rg| {
+            let bytes = rg
+                .columns()
+                .get(column)
+                .map_or(0, |c| u64::try_from(c.uncompressed_size()).unwrap_or(0));
+            (
+                acc.0 + bytes,
+                acc.1 + u64::try_from(rg.num_rows()).unwrap_or(0),
+            )
+        });
+        let per_row = (bytes / rows.max(1)).max(1);
+        let batch_rows = (self.job_bytes as u64 / per_row).clamp(1, 1 << 16) as usize;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [column]);
+        let skip = usize::try_from(resume.offset).unwrap_or(usize::MAX);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(batch_rows)
+            .with_offset(skip)
+            .build()
+            .map_err(bad)?;
+        // Progress counts the file's bytes in proportion to the rows read.
+        let raw_base = self.counter.load(Ordering::Relaxed);
+        let mut rows_done = resume.offset.min(total_rows);
+        let account = |counter: &AtomicU64, rows_done: u64| {
+            let share = if total_rows == 0 {
+                planned.size
+            } else {
+                (u128::from(planned.size) * u128::from(rows_done) / u128::from(total_rows)) as u64
+            };
+            counter.store(raw_base + share, Ordering::Relaxed);
+        };
+        account(&self.counter, rows_done);
+        let mut seg_start = job.data.len();
+        let mut ends: Vec<usize> = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                reason: format!("cannot decode the Parquet data ({e})"),
+            })?;
+            let Some(array) = batch.columns().first() else {
+                continue;
+            };
+            let n = array.len();
+            push_strings(array.as_ref(), &mut job.data, &mut ends, seg_start, path)?;
+            rows_done += n as u64;
+            if job.data.len() >= self.job_bytes {
+                job.segments.push(Segment {
+                    file: index,
+                    start: seg_start,
+                    end: job.data.len(),
+                    format: Format::Parquet,
+                    offset: rows_done - ends.len() as u64,
+                    line: 0,
+                    starts_doc: true,
+                    ends_doc: true,
+                    rows: std::mem::take(&mut ends),
+                });
+                account(&self.counter, rows_done);
+                let next = Position {
+                    file: index,
+                    offset: rows_done,
+                    line: 0,
+                    in_doc: false,
+                };
+                if !self.send(job, &[], next, emit) {
+                    return Ok(false);
+                }
+                seg_start = 0;
+            }
+        }
+        check_identity(
+            path,
+            planned,
+            &identity_of(&probe, path)?,
+            "while it was read",
+        )?;
+        if !ends.is_empty() {
+            job.segments.push(Segment {
+                file: index,
+                start: seg_start,
+                end: job.data.len(),
+                format: Format::Parquet,
+                offset: rows_done - ends.len() as u64,
+                line: 0,
+                starts_doc: true,
+                ends_doc: true,
+                rows: ends,
+            });
+        }
+        account(&self.counter, total_rows);
+        job.end = Position {
+            file: index + 1,
+            ..Position::default()
+        };
+        if job.data.len() >= self.job_bytes {
+            let next = job.end.clone();
+            return Ok(self.send(job, &[], next, emit));
+        }
+        Ok(true)
+    }
+}
+
+/// Appends each string of `array` (a null as an empty string) to `data`, and where it ends, from
+/// `seg_start`, to `ends`.
+fn push_strings(
+    array: &dyn Array,
+    data: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+    seg_start: usize,
+    path: &Path,
+) -> Result<()> {
+    fn push<'s>(
+        values: impl Iterator<Item = Option<&'s str>>,
+        bytes: usize,
+        rows: usize,
+        data: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        seg_start: usize,
+        path: &Path,
+    ) -> Result<()> {
+        data.try_reserve(bytes)
+            .map_err(|_| out_of_memory(path, data.len() + bytes))?;
+        ends.try_reserve(rows)
+            .map_err(|_| out_of_memory(path, rows * 8))?;
+        for value in values {
+            data.extend_from_slice(value.unwrap_or_default().as_bytes());
+            ends.push(data.len() - seg_start);
+        }
+        Ok(())
+    }
+    let any = array.as_any();
+    if let Some(a) = any.downcast_ref::<StringArray>() {
+        let bytes = a.value_data().len();
+        push(a.iter(), bytes, a.len(), data, ends, seg_start, path)
+    } else if let Some(a) = any.downcast_ref::<LargeStringArray>() {
+        let bytes = a.value_data().len();
+        push(a.iter(), bytes, a.len(), data, ends, seg_start, path)
+    } else if let Some(a) = any.downcast_ref::<StringViewArray>() {
+        let bytes = a.total_bytes_len();
+        push(a.iter(), bytes, a.len(), data, ends, seg_start, path)
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{}: the text column holds {}, expected strings",
+            path.display(),
+            array.data_type()
+        )))
     }
 }

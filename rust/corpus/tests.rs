@@ -626,3 +626,192 @@ fn a_jsonl_file_may_start_with_a_byte_order_mark() -> TestResult {
     assert_eq!(counted["document_count"], 2);
     Ok(())
 }
+
+/// Writes `docs` (None = null) as the string column `text` of a Parquet file, next to an int
+/// column, in row groups of `group_rows`.
+fn write_parquet(
+    path: &Path,
+    docs: &[Option<String>],
+    group_rows: usize,
+    compression: parquet::basic::Compression,
+) -> TestResult {
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    let ids: ArrayRef = std::sync::Arc::new(Int64Array::from_iter_values(0..docs.len() as i64));
+    let text: ArrayRef = std::sync::Arc::new(StringArray::from(
+        docs.iter().map(|d| d.as_deref()).collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_from_iter([("id", ids), ("text", text)])?;
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(group_rows))
+        .build();
+    let mut writer = ArrowWriter::try_new(fs::File::create(path)?, batch.schema(), Some(props))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(())
+}
+
+fn parquet_input(path: PathBuf) -> Input {
+    Input {
+        path,
+        format: Format::Parquet,
+    }
+}
+
+#[test]
+fn parquet_rows_are_documents_in_every_compression() -> TestResult {
+    use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+    let encoder = gpt2()?;
+    let dir = TempDir::new()?;
+    let docs: Vec<Option<String>> = (0..300)
+        .map(|i| match i % 11 {
+            3 => None,
+            5 => Some(String::new()),
+            _ => Some(sample_text(100 + i, 20 + (i * 37) % 900)),
+        })
+        .collect();
+    let plain: Vec<String> = docs.iter().map(|d| d.clone().unwrap_or_default()).collect();
+    let a = sample_text(7, 2_000);
+    let mut all = vec![a.clone()];
+    all.extend(plain.iter().cloned());
+    let eot = encoder.eot_token();
+    let (want, starts) = expected(&encoder, &all, eot)?;
+    for (name, compression) in [
+        ("snappy", Compression::SNAPPY),
+        ("zstd", Compression::ZSTD(ZstdLevel::default())),
+        ("gzip", Compression::GZIP(GzipLevel::default())),
+        ("none", Compression::UNCOMPRESSED),
+    ] {
+        let pq = dir.0.join(format!("{name}.parquet"));
+        write_parquet(&pq, &docs, 40, compression)?;
+        let inputs = vec![
+            text_input(dir.file("a.txt", a.as_bytes())?),
+            parquet_input(pq),
+        ];
+        for (threads, job_bytes) in [(1, 1 << 20), (3, 500), (2, 4096)] {
+            let out = dir.0.join(format!("{name}-{threads}-{job_bytes}.bin"));
+            let meta = tokenize_files(
+                &encoder,
+                &inputs,
+                &out,
+                &settings(eot, false),
+                &options(threads, job_bytes),
+                &mut no_progress(),
+            )?;
+            assert_eq!(
+                read_u16(&out)?,
+                want,
+                "{name} threads {threads} job {job_bytes}"
+            );
+            assert_eq!(read_u64(&Paths::new(&out).idx)?, starts);
+            assert_eq!(meta["document_count"], all.len() as u64);
+            assert_eq!(meta["inputs"][1]["format"], "parquet");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn parquet_errors_name_the_file_and_the_columns() -> TestResult {
+    let encoder = gpt2()?;
+    let dir = TempDir::new()?;
+    let pq = dir.0.join("c.parquet");
+    write_parquet(
+        &pq,
+        &[Some("x".into())],
+        10,
+        parquet::basic::Compression::SNAPPY,
+    )?;
+    let mut s = settings(None, false);
+    s.field = "body".into();
+    let r = count_files(
+        &encoder,
+        &[parquet_input(pq.clone())],
+        &s,
+        &options(1, 1 << 20),
+        &mut no_progress(),
+    );
+    let message = format!("{:?}", r.as_ref().err());
+    check(
+        message.contains("no column \\\"body\\\"") && message.contains("\\\"id\\\", \\\"text\\\""),
+        &message,
+    )?;
+    s.field = "id".into();
+    let r = count_files(
+        &encoder,
+        &[parquet_input(pq.clone())],
+        &s,
+        &options(1, 1 << 20),
+        &mut no_progress(),
+    );
+    let message = format!("{:?}", r.as_ref().err());
+    check(message.contains("holds Int64"), &message)?;
+    let data = fs::read(&pq)?;
+    let cut = dir.file(
+        "cut.parquet",
+        data.get(..data.len() / 2).unwrap_or_default(),
+    )?;
+    let r = count_files(
+        &encoder,
+        &[parquet_input(cut)],
+        &settings(None, false),
+        &options(1, 1 << 20),
+        &mut no_progress(),
+    );
+    check(
+        matches!(&r, Err(Error::Io { path, .. }) if path.ends_with("cut.parquet")),
+        format!("{r:?}"),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn inputs_must_be_regular_files_and_unchanged() -> TestResult {
+    let encoder = gpt2()?;
+    let r = count_files(
+        &encoder,
+        &[text_input(PathBuf::from("/dev/zero"))],
+        &settings(None, false),
+        &options(1, 1 << 20),
+        &mut no_progress(),
+    );
+    check(
+        format!("{r:?}").contains("character device"),
+        format!("{r:?}"),
+    )?;
+    // A file that grows while read: the run stops with an error naming it.
+    let dir = TempDir::new()?;
+    let path = dir.file("grow.txt", sample_text(9, 400_000).as_bytes())?;
+    let grow = path.clone();
+    let mut appended = false;
+    let r = count_files(
+        &encoder,
+        &[text_input(path)],
+        &settings(None, false),
+        &options(1, 4096),
+        &mut |p: &Progress| {
+            if !appended && p.bytes_done < p.bytes_total {
+                appended = true;
+                let mut f = fs::OpenOptions::new()
+                    .append(true)
+                    .open(&grow)
+                    .map_err(|e| Error::Io {
+                        path: "grow".into(),
+                        reason: e.to_string(),
+                    })?;
+                let _ = f.write_all(b"appended");
+            }
+            Ok(())
+        },
+    );
+    // The progress callback may come only at the end (a fast machine): then nothing changed.
+    if appended {
+        check(
+            format!("{r:?}").contains("the file changed"),
+            format!("{r:?}"),
+        )?;
+    }
+    Ok(())
+}

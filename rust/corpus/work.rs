@@ -167,6 +167,20 @@ fn encode_segment(
                 tokens.extend(settings.eot);
             }
         }
+        Format::Parquet => {
+            let mut start = 0usize;
+            for (i, &end) in segment.rows.iter().enumerate() {
+                let doc = bytes.get(start..end).unwrap_or_default();
+                let row = segment.offset + i as u64;
+                // Arrow checked the column's UTF-8 when it was read; this only borrows it.
+                let text = decode(doc, replace, input, row, &mut out.replaced)?;
+                out.doc_starts.push(tokens.len() as u64);
+                documents += 1;
+                bpe.encode_ordinary_into(&text, tokens)?;
+                tokens.extend(settings.eot);
+                start = end;
+            }
+        }
     }
     let count = FileCount {
         tokens: (tokens.len() - before) as u64,
@@ -202,15 +216,18 @@ pub fn encode_job(
     }
     out.tokens = tokens.len() as u64;
     // Fixed-size chunks: the compiler vectorizes these loops.
+    let size = tokens.len() * dtype.map_or(0, |d| d.itemsize() as usize);
+    out.bytes
+        .try_reserve_exact(size)
+        .map_err(|_| Error::OutOfMemory(format!("cannot allocate {size} bytes for tokens")))?;
+    out.bytes.resize(size, 0);
     match dtype {
         Some(Dtype::U16) => {
-            out.bytes = vec![0u8; tokens.len() * 2];
             for (dst, &t) in out.bytes.chunks_exact_mut(2).zip(tokens.iter()) {
                 dst.copy_from_slice(&(t as u16).to_le_bytes());
             }
         }
         Some(Dtype::U32) => {
-            out.bytes = vec![0u8; tokens.len() * 4];
             for (dst, &t) in out.bytes.chunks_exact_mut(4).zip(tokens.iter()) {
                 dst.copy_from_slice(&t.to_le_bytes());
             }

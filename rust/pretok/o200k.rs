@@ -33,7 +33,7 @@
 //! that the next piece takes in one more pass, so each byte is read at most three times.
 
 use super::scan::{ascii_letters, contraction_end as after_apostrophe, digits_end, whitespace_end};
-use super::tables::{class_at_in, decode_class, lookup, Classes};
+use super::tables::{class_at_in, decode_class, Classes};
 use super::ucd_o200k::{STAGE1, STAGE2};
 
 /// Class bit: in `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`.
@@ -106,7 +106,7 @@ impl Classes for Fine {
 /// The class of a code point. Code points past `STAGE1` are all [`C_OTHER`].
 #[cfg(test)]
 pub(super) fn class_of(cp: u32) -> u8 {
-    lookup::<Fine>(cp)
+    super::tables::lookup::<Fine>(cp)
 }
 
 /// Decodes the multi-byte UTF-8 sequence at `i` (lead byte `b0` >= 0x80) and returns its class

@@ -13,12 +13,12 @@ import contextlib
 import functools
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from fastllm import samples
-from fastllm._inputs import resolve_inputs
+from fastllm._inputs import PathLike, Resolved, resolve_inputs, resolve_report
 from fastllm.registry import list_encoding_names
 
 #: ``progress(bytes_done, bytes_total, tokens, documents)`` of tokenize_files and count.
@@ -36,6 +36,7 @@ __all__ = [
     "corpus_inputs",
     "fail",
     "input_files",
+    "input_report",
     "progress_bar",
     "split_stdin",
     "tokens_progress",
@@ -77,19 +78,22 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         metavar="INPUT",
         help="files, directories (recursed) or glob patterns; .gz and .zst are read "
-        "transparently (default: this Python's standard library sources)",
+        "transparently, *.parquet as Parquet (default: this Python's standard library sources)",
     )
     add_encoding(parser)
     add_threads(parser, "encoder")
     parser.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "text", "jsonl"],
-        help="text: a file is a document; jsonl: each line's --field is one; auto (default): "
-        "*.jsonl and *.ndjson are JSONL, other files text",
+        choices=["auto", "text", "jsonl", "parquet"],
+        help="text: a file is a document; jsonl: each line's --field is one; parquet: each row "
+        "of the --field column is one; auto (default): *.parquet is Parquet, *.jsonl and "
+        "*.ndjson are JSONL, other files text",
     )
     parser.add_argument(
-        "--field", default="text", help="the JSONL field holding the text (default: text)"
+        "--field",
+        default="text",
+        help="the JSONL field or Parquet column holding the text (default: text)",
     )
     parser.add_argument(
         "--eot",
@@ -110,8 +114,12 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
 # ---- inputs and errors ----
 
 
-def corpus_inputs(args: argparse.Namespace) -> tuple[list[Any], str, str]:
-    """The inputs of ``tokenize``/``count``, how to describe them, and the errors mode.
+def corpus_inputs(
+    args: argparse.Namespace, exclude: Iterable[PathLike] = ()
+) -> tuple[list[Any], str, str]:
+    """The input files of ``tokenize``/``count`` (by THE walker, without ``exclude``), how to
+    describe them (with what the walker skipped: binary files, FIFOs/devices/sockets), and the
+    errors mode. ``--errors replace`` applies to text files only: binary files stay skipped.
 
     With no INPUT: this Python's standard library sources, read with ``errors="replace"`` (a few
     of those files are not UTF-8 on purpose).
@@ -120,7 +128,14 @@ def corpus_inputs(args: argparse.Namespace) -> tuple[list[Any], str, str]:
         shown = ", ".join(args.inputs[:3])
         if len(args.inputs) > 3:
             shown += f" and {len(args.inputs) - 3:,} more"
-        return list(args.inputs), shown, args.errors or "strict"
+        prog = f"fastllm {getattr(args, 'command', None) or 'tokenize'}"
+        try:
+            found = resolve_report(list(args.inputs), exclude)
+        except (OSError, ValueError) as error:
+            raise fail(prog, error) from None
+        if found.skipped():
+            shown += f"; {found.skipped()}"
+        return list(found.files), shown, args.errors or "strict"
     files = samples.stdlib_files()
     return files, f"Python's standard library ({samples.stdlib_dir()})", args.errors or "replace"
 
@@ -139,6 +154,12 @@ def input_files(names: list[str]) -> list[Path]:
     """The files ``names`` (files, directories, glob patterns) stand for, by THE walker;
     ``[]`` for no names."""
     return resolve_inputs(names) if names else []
+
+
+def input_report(names: list[str]) -> Resolved:
+    """The files ``names`` stand for with what was skipped, by THE walker (nothing for no
+    names)."""
+    return resolve_report(names) if names else Resolved()
 
 
 def fail(prog: str, error: BaseException) -> SystemExit:

@@ -28,7 +28,13 @@ from fastllm.cli._common import (
     progress_bar,
     tokens_progress,
 )
-from fastllm.tokenfile import Terminated, kept_text_bytes, manifest_path, tokenize_files
+from fastllm.tokenfile import (
+    Terminated,
+    _own_files,
+    kept_text_bytes,
+    manifest_path,
+    tokenize_files,
+)
 
 __all__ = ["DEFAULT_OUTPUT", "add_parser", "cmd_tokenize"]
 
@@ -90,7 +96,7 @@ def _leftovers(out: str) -> str:
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
     """Runs ``fastllm tokenize`` with parsed arguments; returns the exit status."""
-    inputs, described, errors = corpus_inputs(args)
+    inputs, described, errors = corpus_inputs(args, exclude=_own_files(args.output))
     say = (lambda message: None) if args.quiet else print
     say(f"input      {described}")
     try:

@@ -30,7 +30,7 @@ from fastllm.cli._common import (
     add_quiet,
     add_threads,
     fail,
-    input_files,
+    input_report,
     progress_bar,
     split_stdin,
 )
@@ -117,7 +117,8 @@ def cmd_train_bpe(args: argparse.Namespace) -> int:
     """Runs ``fastllm train-bpe`` with parsed arguments; returns the exit status."""
     names, stdin = split_stdin(args.inputs)
     try:
-        files = input_files(names)
+        found = input_report(names)
+        files = [Path(f) for f in found.files]
     except (OSError, ValueError) as error:
         raise fail(_PROG, error) from None
     texts: list[Any] = list(files)
@@ -133,7 +134,11 @@ def cmd_train_bpe(args: argparse.Namespace) -> int:
     name = args.name or output.name.split(".")[0] or "trained"
     say = (lambda message: None) if args.quiet else print
     size = sum(f.stat().st_size for f in files)
-    say(f"input      {len(files):,} file(s){' + stdin' if stdin else ''}, {size / 1e6:,.2f} MB")
+    skipped = f"; {found.skipped()}" if found.skipped() else ""
+    say(
+        f"input      {len(files):,} file{'s' if len(files) != 1 else ''}"
+        f"{' + stdin' if stdin else ''}, {size / 1e6:,.2f} MB{skipped}"
+    )
     start = time.perf_counter()
     try:
         with progress_bar(args.quiet, merges_bar) as progress, warnings.catch_warnings():

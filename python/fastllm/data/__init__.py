@@ -9,6 +9,14 @@ This package needs torch (``pip install fastllm[torch]``); ``import fastllm`` do
 
 from __future__ import annotations
 
+try:
+    import torch as _torch  # noqa: F401
+except ImportError as _exc:  # exercised by tests/test_inputs_faults.py (torch hidden)
+    raise ImportError(
+        "fastllm.data needs PyTorch, which is not installed: pip install 'fastllm[torch]' "
+        "(or install torch for your platform from https://pytorch.org)"
+    ) from _exc
+
 from fastllm.data.dataset import (
     GPTDataset,
     Tokenizer,
