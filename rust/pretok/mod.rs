@@ -34,8 +34,9 @@
 //!   `ucd_o200k.rs`, both made by the one generator in `tables::tests::render_ucd`); the
 //!   scanning steps the three scanners share (SWAR letter runs, contractions, `\p{N}{1,3}`,
 //!   whitespace runs) are in `scan.rs`, generic over the table and `const` flags and
-//!   `#[inline(always)]`, so each scanner still gets its own specialised code (bench before and
-//!   after the merge in the same runs: no measurable change).
+//!   `#[inline(always)]`, so each scanner still gets its own specialised code. (The A/B bench
+//!   of this merge is still to be run on a quiet machine: at load 28 on 2 cores the runs were
+//!   10x off their usual figures and could not be compared.)
 //! - **Speed.** Letter runs, the bulk of prose, are scanned 8 bytes at a time (SWAR in
 //!   `run_letters`): that alone took English from ~420 to ~750 MB/s, as most words then end
 //!   inside one well-predicted step. A SWAR scan of space runs gave nothing measurable on Python
