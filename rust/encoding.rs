@@ -315,7 +315,8 @@ impl CoreBpe {
         Ok(out)
     }
 
-    fn encode_into(
+    /// [`encode`](Self::encode), appending to `out`.
+    pub fn encode_into(
         &self,
         text: &str,
         allowed: &SpecialSet,

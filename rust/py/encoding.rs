@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap;
 
 use super::convert::{extract_tokens, IntCache};
 use crate::encoding::{CoreBpe, SpecialSet};
+use crate::flat;
 use crate::vocab::{self, Rank, Ranks};
 
 #[pyclass(frozen, name = "CoreBPE", module = "fastllm._fastllm")]
@@ -303,12 +304,16 @@ impl PyCoreBpe {
     ) -> PyResult<(Bound<'py, PyArray1<Rank>>, Bound<'py, PyArray1<i64>>)> {
         let threads = crate::parallel::checked_threads("num_threads", num_threads)?;
         let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
-        let (tokens, offsets) = py.detach(|| {
+        let out = py.detach(|| {
             let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
-            self.inner
-                .encode_batch_flat(&refs, &allowed, &disallowed, threads)
+            let docs: &[&str] = &refs;
+            // The flat encoder writes every document's tokens in order into one buffer (no
+            // per-document Vecs, which peaked at twice the tokens) and balances by bytes.
+            flat::encode_flat(&[&docs], None, threads, |text, out| {
+                self.inner.encode_into(text, &allowed, &disallowed, out)
+            })
         })?;
-        Ok((tokens.into_pyarray(py), offsets.into_pyarray(py)))
+        Ok((out.tokens.into_pyarray(py), out.offsets.into_pyarray(py)))
     }
 
     #[pyo3(signature = (texts, num_threads=0))]
