@@ -36,6 +36,8 @@ import io
 import json
 import logging
 import os
+import re
+import socket
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -530,10 +532,10 @@ class _Writer:
 
     # -- writing --
 
-    def write(self, tokens: bytes | memoryview, starts: bytes | memoryview) -> None:
-        import numpy as np
-
-        idx = (np.frombuffer(starts, dtype=np.int64) + self.tokens).astype("<u8")
+    def write(self, tokens: memoryview, starts: Any) -> None:
+        """Appends ``tokens`` (output dtype, little-endian) and the documents starting at
+        ``starts`` (``int64`` token offsets into ``tokens``)."""
+        idx = (starts + self.tokens).astype("<u8")
         self.bin_file.write(tokens)
         self.idx_file.write(idx.data)
         self.bin_hash.update(tokens)
@@ -656,6 +658,7 @@ def _connect(ray: Any, address: str | None) -> bool:
     returns whether this call connected (and so disconnects at the end)."""
     if ray.is_initialized():
         return False
+    _reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -665,6 +668,22 @@ def _connect(ray: Any, address: str | None) -> bool:
             + " (start one with `ray start --head`, or pass its address: --ray HOST:PORT)"
         ) from None
     return True
+
+
+def _reachable(address: str | None) -> None:
+    """A ``HOST:PORT`` address that refuses a TCP connection is an error now (``ray.init``
+    would retry for minutes)."""
+    if not address or "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as e:
+        raise ConnectionError(
+            f"no Ray cluster at {address}: {e} (start one with `ray start --head`, or pass "
+            "its address: --ray HOST:PORT)"
+        ) from None
 
 
 def _check_nodes(ray: Any, files: list[str]) -> int:
@@ -690,21 +709,54 @@ def _check_nodes(ray: Any, files: list[str]) -> int:
     return len(nodes)
 
 
+_RAISED = re.compile(
+    r"^(ValueError|FileNotFoundError|PermissionError|IsADirectoryError|OSError): (.+)$", re.M
+)
+_ERRORS: dict[str, type[Exception]] = {
+    "ValueError": ValueError,
+    "FileNotFoundError": FileNotFoundError,
+    "PermissionError": PermissionError,
+    "IsADirectoryError": IsADirectoryError,
+    "OSError": OSError,
+}
+
+
 def _cause(error: BaseException) -> BaseException:
-    """The user-facing error inside a Ray task error (ValueError, OSError), else ``error``."""
+    """The user-facing error (ValueError, OSError) a Ray task error carries, else ``error``.
+
+    The chain of causes does not always survive Ray's serialization, so the message of the
+    error raised in the actor is also looked for in the task error's text.
+    """
     ray_exceptions = importlib.import_module("ray.exceptions")
     seen: BaseException | None = error
     while seen is not None:
-        cause = getattr(seen, "cause", None)
-        if isinstance(cause, BaseException) and cause is not seen:
-            seen = cause
-            continue
-        if isinstance(seen, (ValueError, OSError)) and not isinstance(
+        if isinstance(seen, tuple(_ERRORS.values())) and not isinstance(
             seen, ray_exceptions.RayError
         ):
             return seen
-        seen = seen.__cause__
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) and cause is not seen else seen.__cause__
+    found = _RAISED.search(str(error))
+    if found and isinstance(error, ray_exceptions.RayError):
+        return _ERRORS[found.group(1)](found.group(2))
     return error
+
+
+def _guard_fsspec_http() -> None:
+    """Ray Data asks, for every path and from several threads, whether its filesystem is
+    fsspec's HTTP one, importing ``fsspec.implementations.http``; without aiohttp that import
+    fails, and two threads importing it at once get an ImportError Ray does not expect. Tried
+    once here; when it cannot be imported, it is marked as missing (a clean
+    ModuleNotFoundError, which Ray expects) instead of being retried."""
+    import sys
+
+    name = "fsspec.implementations.http"
+    if name in sys.modules:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        sys.modules[name] = None  # type: ignore[assignment]
 
 
 def _groups(files: list[str], formats: list[str]) -> Iterator[tuple[int, int, bool]]:
@@ -837,7 +889,10 @@ def _run(
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+    import numpy as np
+
     index = {path: i for i, path in enumerate(files)}
+    itemsize = writer.itemsize
     total = sum(d["bytes"] for d in described)
     text_bytes = sum(writer.per_file[i][2] for i in range(writer.files_done))
     done_bytes = writer.resumed_bytes
@@ -893,13 +948,20 @@ def _run(
             last_checkpoint = time.perf_counter()
 
     report(force=True)
+    _guard_fsspec_http()
     try:
         for start, end, parquet in _groups(files, formats):
             if end <= writer.files_done:
                 continue
             todo = files[max(start, writer.files_done) : end]
             if parquet:
-                ds = data.read_parquet(todo, columns=[field], include_paths=True)
+                with warnings.catch_warnings():  # columns=: deprecated, but read in the actor
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    # Reading takes no CPU of its own: the actors hold the CPUs, and a read
+                    # task waiting for one would wait for ever.
+                    ds = data.read_parquet(
+                        todo, columns=[field], include_paths=True, num_cpus=0
+                    )
                 size = batch_rows
             else:
                 ds = data.read_binary_files(todo, include_paths=True)
@@ -928,19 +990,27 @@ def _run(
                     worker = table.column("worker")[row].as_py()
                     workers.add(worker)
                     nodes.add(worker.split(" ")[0])
-                    writer.write(
-                        table.column("tokens")[row].as_buffer(),
-                        table.column("starts")[row].as_buffer(),
-                    )
+                    tokens_buffer = memoryview(table.column("tokens")[row].as_buffer())
+                    starts = np.frombuffer(table.column("starts")[row].as_buffer(), np.int64)
+                    first_token = first_doc = 0
                     for path, tokens, documents, nbytes, rows, replaced in json.loads(
                         table.column("files")[row].as_py()
                     ):
                         i = index[path]
                         if current is None or current[0] != i:
-                            complete_until(i)
+                            complete_until(i)  # checkpoints fall on file boundaries
                             current = [i, 0, 0, 0, 0, 0]
                             if parquet and i not in rows_total:
                                 rows_total[i] = _parquet_rows(path)
+                        # This file's part of the batch.
+                        writer.write(
+                            tokens_buffer[
+                                first_token * itemsize : (first_token + tokens) * itemsize
+                            ],
+                            starts[first_doc : first_doc + documents] - first_token,
+                        )
+                        first_token += tokens
+                        first_doc += documents
                         current[1] += tokens
                         current[2] += documents
                         current[3] += nbytes
