@@ -10,14 +10,14 @@ mod data;
 mod encoding;
 mod train;
 
-use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::error::Error;
 
 /// The one place where the core's errors become Python exceptions: `KeyError` for a token or
 /// word that is not in a vocabulary (as tiktoken and the book's tokenizers raise), `OSError` for
-/// reading and writing files, `ValueError` for everything else. The message is the error's
+/// reading and writing files, `MemoryError` for a failed allocation, `ValueError` for everything else. The message is the error's
 /// `Display`, except that tiktoken raises `KeyError(bytes)` with the bytes themselves.
 impl From<Error> for PyErr {
     fn from(error: Error) -> PyErr {
@@ -27,6 +27,7 @@ impl From<Error> for PyErr {
                 PyKeyError::new_err(error.to_string())
             }
             Error::Io { .. } | Error::Write { .. } => PyOSError::new_err(error.to_string()),
+            Error::OutOfMemory(_) => PyMemoryError::new_err(error.to_string()),
             Error::InvalidPattern { .. }
             | Error::PatternFailed { .. }
             | Error::VocabFormat { .. }
