@@ -81,6 +81,21 @@ def add_parser(subparsers: Any) -> None:
         action="store_false",
         help="start over instead of reusing earlier work",
     )
+    tokenize.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on a Ray cluster (fastllm[ray]): the one at ADDRESS (HOST:PORT, ray://..., "
+        "auto), else RAY_ADDRESS or a new local one; same output as the local run",
+    )
+    tokenize.add_argument(
+        "--actors",
+        type=int,
+        default=None,
+        help="with --ray: encoder actors, one CPU each (default: the cluster's CPUs)",
+    )
     tokenize.set_defaults(func=cmd_tokenize)
 
 
@@ -99,6 +114,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     inputs, described, errors = corpus_inputs(args, exclude=_own_files(args.output))
     say = (lambda message: None) if args.quiet else print
     say(f"input      {described}")
+    if args.ray is not None:
+        return _cmd_ray(args, inputs, errors, say)
     try:
         with progress_bar(args.quiet, bytes_bar("tokenize")) as progress:
             stats = tokenize_files(
@@ -133,6 +150,41 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
                 f"{failure.code}; work kept in {left} (rerun to resume, or delete it)"
             )
         raise failure from None
+    if stats.note:
+        say(f"note       {stats.note}; started over")
+    say(stats.summary())
+    return 0
+
+
+def _cmd_ray(args: argparse.Namespace, inputs: list[Any], errors: str, say: Any) -> int:
+    """``fastllm tokenize --ray``: the same output, made on a Ray cluster."""
+    from fastllm import distributed
+
+    try:
+        with progress_bar(args.quiet, bytes_bar("tokenize")) as progress:
+            stats = distributed.tokenize(
+                inputs,
+                args.output,
+                address=args.ray or None,
+                encoding=args.encoding,
+                format=args.format,
+                field=args.field,
+                eot=args.eot,
+                errors=errors,
+                actors=args.actors,
+                resume=args.resume,
+                progress=distributed.progress_drawer(progress),
+            )
+    except KeyboardInterrupt as stop:
+        print(
+            f"{_PROG}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}; "
+            f"the files checkpointed are kept in {args.output}.partial: rerun the same command "
+            "to resume",
+            file=sys.stderr,
+        )
+        return 143 if isinstance(stop, Terminated) else 130
+    except (OSError, ValueError, ImportError) as error:
+        raise fail(_PROG, error) from None
     if stats.note:
         say(f"note       {stats.note}; started over")
     say(stats.summary())

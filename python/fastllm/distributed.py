@@ -1,0 +1,1083 @@
+"""Past one machine: corpus tokenization on a Ray cluster, byte-identical to the local run.
+
+:func:`tokenize` reads the inputs with Ray Data (Parquet row groups, text files whole, JSONL
+files line by line), encodes them in a pool of Ray actors that each load one encoding once and
+encode Arrow batches with :meth:`fastllm.Encoding.encode_ordinary_arrow` (zero-copy, flat
+tokens and offsets out), and streams the results back **in input order**
+(``preserve_order``) to the driver, which alone writes the token file, its index and sidecar:
+the same files, byte for byte, as :func:`fastllm.tokenize_files` writes for the same inputs,
+whatever the number of nodes, actors or blocks and whichever task ran where.
+
+- The inputs are found by THE walker (:mod:`fastllm._inputs`) on the driver and must lie on a
+  path every node can read (a shared directory); each node checks that before the run.
+- Only the driver writes the output, so the output path needs to exist on the driver only.
+- A worker killed mid-run: Ray restarts its actor and retries its batches; the output is the
+  same. The driver killed mid-run: rerun the same call; the files completed at the last
+  checkpoint are kept (each checkpointed segment of the partial output carries its sha256 in
+  the journal ``OUT.partial.json`` and is verified before it is reused) and the run goes on
+  with the next file. Nothing is renamed to ``OUT`` before the whole run is done.
+
+``pip install 'fastllm[ray]'`` installs Ray (``ray[data]``); every node needs fastllm too.
+
+Design notes (measured on the 2-core development machine, see README "Past one machine"):
+results are ordered and written by the driver, one table per encoded batch (tokens already in
+the output dtype, document starts, per-file counts), so the driver touches each token once
+(a write and a sha256) and holds at most the blocks Ray Data prefetches.
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import gzip
+import hashlib
+import importlib
+import io
+import json
+import logging
+import os
+import re
+import socket
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Union
+
+from fastllm._inputs import FORMATS, PathLike, format_of, resolve
+from fastllm.tokenfile import TokenizeStats, _corpus_encoder, _own_files, _size
+
+__all__ = ["DistributedStats", "RayProgress", "progress_drawer", "tokenize"]
+
+Inputs = Union[PathLike, Iterable[PathLike]]
+
+_FORMATS = (*FORMATS, "parquet")
+_JOURNAL_KIND = "fastllm-distributed-journal"
+_SIDECAR_KIND = "fastllm-token-file"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_GZIP_MAGIC = b"\x1f\x8b"
+#: Rust's ``u8::is_ascii_whitespace`` (no vertical tab, unlike ``bytes.isspace``).
+_BLANK = b" \t\n\r\x0c"
+
+
+def _ray() -> Any:
+    """Ray, imported on first use; an ImportError naming the extra without it."""
+    try:
+        ray = importlib.import_module("ray")
+        importlib.import_module("ray.data")
+    except ImportError as e:
+        raise ImportError(
+            "fastllm.distributed needs Ray Data: pip install 'fastllm[ray]' "
+            "(or pip install 'ray[data]')"
+        ) from e
+    return ray
+
+
+def _format(path: str, format: str) -> str:
+    if format != "auto":
+        return format
+    name = path.lower()
+    if name.endswith(".parquet"):
+        return "parquet"
+    return format_of(path)
+
+
+# ---- the actors' side ----
+
+
+def _decompress(data: bytes) -> bytes:
+    if data[:2] == _GZIP_MAGIC:
+        return gzip.decompress(data)
+    if data[:4] == _ZSTD_MAGIC:
+        zstandard = importlib.import_module("zstandard")
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+            return bytes(reader.read())
+    return data
+
+
+class _Replacements:
+    """A codec error handler that reads invalid UTF-8 as U+FFFD and counts it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, error: UnicodeError) -> tuple[str, int]:
+        if not isinstance(error, UnicodeDecodeError):
+            raise error
+        self.count += 1
+        return "\ufffd", error.end
+
+
+_REPLACE = _Replacements()
+codecs.register_error("fastllm-count-replace", _REPLACE)
+
+
+def _decode(data: bytes, errors: str, path: str, offset: int) -> str:
+    if errors == "replace":
+        return data.decode("utf-8", "fastllm-count-replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: invalid UTF-8 at byte {offset + e.start}; use errors='replace' "
+            "(--errors replace) to read it as U+FFFD"
+        ) from None
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _jsonl_texts(data: bytes, field: str, errors: str, path: str) -> list[str]:
+    texts: list[str] = []
+    offset = 0
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        line_offset = offset
+        offset += len(raw) + 1
+        if not raw.strip(_BLANK):
+            continue
+        line = _decode(raw, errors, path, line_offset)
+        if line_offset == 0 and line.startswith("\ufeff"):
+            line = line[1:]
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise ValueError(f"{path}: line {number}: not valid JSON ({e})") from None
+        if not isinstance(record, dict):
+            raise ValueError(
+                f"{path}: line {number}: expected a JSON object with a {field!r} field, "
+                f"found {_json_type(record)}"
+            )
+        text = record.get(field)
+        if not isinstance(text, str):
+            why = (
+                f"no {field!r} field; pick the text field with --field / field="
+                if field not in record
+                else f"field {field!r} is {_json_type(text)}, expected a string"
+            )
+            raise ValueError(f"{path}: line {number}: {why}")
+        texts.append(text)
+    return texts
+
+
+class _Encoder:
+    """One Ray actor of the pool: loads the encoding once, encodes one batch per call.
+
+    In: an Arrow batch with a ``path`` column and either the text column (Parquet rows) or
+    ``bytes`` (whole files). Out: one row: the tokens in the output dtype, little-endian
+    (``tokens``), the documents' token starts (``starts``, ``int64``), and per file in the
+    batch, in order, ``[path, tokens, documents, text_bytes, rows, replaced]`` (``files``).
+    """
+
+    def __init__(
+        self, encoding: Any, fmt: str, field: str, eot: bool, errors: str, threads: int
+    ) -> None:
+        import numpy as np
+
+        from fastllm.registry import get_encoding
+
+        self.np = np
+        self.pa = importlib.import_module("pyarrow")
+        self.enc = get_encoding(encoding) if isinstance(encoding, str) else encoding
+        self.fmt = fmt
+        self.field = field
+        self.eot = eot
+        self.errors = errors
+        self.threads = threads
+        self.dtype = np.uint16 if self.enc.max_token_value < 1 << 16 else np.uint32
+        ray = importlib.import_module("ray")
+        self.node = ray.get_runtime_context().get_node_id()
+        self.pid = os.getpid()
+
+    def _encode(self, column: Any) -> tuple[Any, Any]:
+        tokens, offsets, _ = self.enc.encode_ordinary_arrow(
+            column, eot=self.eot, num_threads=self.threads
+        )
+        return tokens.astype(self.dtype, copy=False), offsets
+
+    def _parquet(self, batch: Any) -> tuple[Any, Any, list[list[Any]]]:
+        pa, np = self.pa, self.np
+        paths = batch.column("path").combine_chunks()
+        column = batch.column(self.field)
+        first = paths[0].as_py() if len(paths) else "?"
+        if not (
+            pa.types.is_string(column.type)
+            or pa.types.is_large_string(column.type)
+            or pa.types.is_string_view(column.type)
+        ):
+            raise ValueError(
+                f"{first}: column {self.field!r} is {column.type}, expected a string column"
+            )
+        tokens, offsets = self._encode(column)
+        compute = importlib.import_module("pyarrow.compute")
+        lengths = compute.binary_length(column).to_numpy(zero_copy_only=False)
+        lengths = np.nan_to_num(lengths.astype(np.float64)).astype(np.int64)
+        # Runs of one path (a batch may hold the end of a file and the start of the next).
+        codes = paths.dictionary_encode()
+        indices = codes.indices.to_numpy()
+        cuts = [0, *(np.flatnonzero(np.diff(indices)) + 1).tolist(), len(indices)]
+        files: list[list[Any]] = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a == b:
+                continue
+            files.append(
+                [
+                    paths[a].as_py(),
+                    int(offsets[b] - offsets[a]),
+                    b - a,
+                    int(lengths[a:b].sum()),
+                    b - a,
+                    0,
+                ]
+            )
+        return tokens, offsets[:-1], files
+
+    def _files(self, batch: Any) -> tuple[Any, Any, list[list[Any]]]:
+        pa, np = self.pa, self.np
+        texts: list[str] = []
+        files: list[list[Any]] = []
+        for path, data in zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist()):
+            raw = _decompress(data)
+            before = _REPLACE.count
+            fmt = _format(path, self.fmt)
+            docs = (
+                _jsonl_texts(raw, self.field, self.errors, path)
+                if fmt == "jsonl"
+                else [_decode(raw, self.errors, path, 0)]
+            )
+            files.append([path, 0, len(docs), len(raw), 1, _REPLACE.count - before])
+            texts.extend(docs)
+        tokens, offsets = self._encode(pa.array(texts, type=pa.large_string()))
+        row = 0
+        for item in files:
+            item[1] = int(offsets[row + item[2]] - offsets[row])
+            row += item[2]
+        return tokens, np.asarray(offsets[:-1]), files
+
+    def __call__(self, batch: Any) -> Any:
+        pa = self.pa
+        if "bytes" in batch.column_names:
+            tokens, starts, files = self._files(batch)
+        else:
+            tokens, starts, files = self._parquet(batch)
+        return pa.table(
+            {
+                "tokens": pa.array([memoryview(tokens).cast("B")], type=pa.large_binary()),
+                "starts": pa.array([memoryview(starts).cast("B")], type=pa.large_binary()),
+                "files": pa.array([json.dumps(files)]),
+                "worker": pa.array([f"{self.node} {self.pid}"]),
+            }
+        )
+
+
+def _check_node_reads(files: list[str]) -> dict[str, Any]:
+    """Run on a node: which inputs it cannot stat (the first few), and its address."""
+    ray = importlib.import_module("ray")
+    missing = []
+    for path in files:
+        try:
+            os.stat(path)
+        except OSError as e:
+            missing.append(f"{path} ({e.strerror})")
+            if len(missing) >= 3:
+                break
+    return {"node": ray.util.get_node_ip_address(), "missing": missing}
+
+
+# ---- the driver's side ----
+
+
+@dataclass(frozen=True)
+class RayProgress:
+    """What the driver reports about a running :func:`tokenize` (about every 100 ms)."""
+
+    bytes_done: int
+    bytes_total: int
+    tokens: int
+    documents: int
+    files_done: int
+    files_total: int
+    nodes: int
+    actors: int
+    #: Seconds from the call to the first encoded batch (connection, actor start-up).
+    startup_seconds: float | None
+
+
+RayProgressCallback = Callable[[RayProgress], object]
+
+
+def progress_drawer(progress: Any) -> RayProgressCallback | None:
+    """The callback drawing :class:`RayProgress` on the CLI's one progress bar
+    (:class:`fastllm.cli._common.ProgressBar`, or None for no bar): input MB, tokens, files,
+    nodes and actors; the rate (and ETA) counted from the first encoded batch (steady state).
+    """
+    if progress is None:
+        return None
+    counting = False
+
+    def draw(p: RayProgress) -> None:
+        nonlocal counting
+        if p.startup_seconds is None:
+            progress.status(f"tokenize: starting {p.actors} Ray actors on {p.nodes} nodes ...")
+            return
+        if not counting:
+            progress.count_from(p.bytes_done)
+            counting = True
+        progress.update(
+            p.bytes_done,
+            p.bytes_total,
+            f"  {p.tokens:,} tokens  {p.files_done:,}/{p.files_total:,} files  "
+            f"{p.nodes} nodes/{p.actors} actors",
+        )
+
+    return draw
+
+
+@dataclass(frozen=True)
+class DistributedStats(TokenizeStats):
+    """:class:`fastllm.tokenfile.TokenizeStats` plus how the cluster ran."""
+
+    nodes: int = 0
+    actors: int = 0
+    #: Seconds from the call to the first encoded batch.
+    startup_seconds: float = 0.0
+
+    @property
+    def steady_bytes_per_second(self) -> float:
+        """Input bytes per second after start-up (the first encoded batch)."""
+        steady = self.seconds - self.startup_seconds
+        done = self.input_bytes - self.resumed_bytes
+        return done / steady if steady > 0 else 0.0
+
+    def summary(self) -> str:
+        line = super().summary()
+        if self.up_to_date:
+            return line
+        return (
+            f"{line}; {self.actors} actors on {self.nodes} nodes, start-up "
+            f"{self.startup_seconds:.1f} s, then {_size(self.steady_bytes_per_second)}/s"
+        )
+
+
+def _describe_inputs(files: list[str], formats: list[str]) -> list[dict[str, Any]]:
+    described = []
+    for path, fmt in zip(files, formats):
+        st = os.stat(path)
+        described.append(
+            {"path": path, "format": fmt, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        )
+    return described
+
+
+def _identity(encoding: Any, field: str, eot: bool, errors: str) -> dict[str, Any]:
+    from fastllm.registry import get_encoding
+
+    enc = get_encoding(encoding) if isinstance(encoding, str) else encoding
+    core = _corpus_encoder(encoding)
+    dtype = "uint16" if enc.max_token_value < 1 << 16 else "uint32"
+    return {
+        "encoding": {
+            "name": enc.name,
+            "vocab_sha256": core.vocab_sha256,
+            "n_vocab": enc.max_token_value + 1,
+            "pattern": enc._pat_str,
+            "special_tokens": dict(enc._special_tokens),
+        },
+        "settings": {"field": field, "eot": bool(eot), "errors": errors},
+        "dtype": dtype,
+    }
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON as the Rust side writes it (serde_json pretty: sorted keys, 2 spaces)."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).encode()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = Path(os.fspath(path) + ".tmp")
+    try:
+        tmp.write_bytes(data)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def _same_input(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("path", "format", "bytes", "mtime_ns"))
+
+
+class _Writer:
+    """The driver's output: ``OUT.partial`` + ``OUT.idx.partial``, checkpointed at file
+    boundaries into the journal, each checkpointed segment with its sha256; renamed on
+    :meth:`finish` (the sidecar last), as the local writer does."""
+
+    def __init__(self, out: Path, identity: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
+        self.out = out
+        self.bin = Path(os.fspath(out) + ".partial")
+        self.idx = Path(os.fspath(out) + ".idx.partial")
+        self.journal = Path(os.fspath(out) + ".partial.json")
+        self.identity = identity
+        self.inputs = inputs
+        self.itemsize = 2 if identity["dtype"] == "uint16" else 4
+        eot = identity["settings"]["eot"]
+        self.eot_token: int | None = identity["encoding"]["special_tokens"].get(
+            "<|endoftext|>"
+        ) if eot else None
+        self.files_done = 0
+        self.tokens = 0
+        self.documents = 0
+        self.replaced = 0
+        self.per_file = [[0, 0, 0] for _ in inputs]
+        self.segments: list[dict[str, Any]] = []
+        self.bin_hash = hashlib.sha256()
+        self.idx_hash = hashlib.sha256()
+        self.mark = (0, 0)
+        self.resumed_bytes = 0
+        self.note: str | None = None
+        self.bin_file: Any = None
+        self.idx_file: Any = None
+
+    # -- resume --
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            journal: dict[str, Any] = json.loads(self.journal.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            self.note = f"{self.journal} is unreadable"
+            return None
+        if journal.get("kind") != _JOURNAL_KIND:
+            self.note = f"{self.journal} was not written by a distributed run"
+            return None
+        if journal.get("identity") != self.identity:
+            self.note = "the encoding or settings changed"
+            return None
+        done = int(journal.get("files_done", 0))
+        old = journal.get("inputs", [])
+        if len(old) < done or not all(
+            _same_input(a, b) for a, b in zip(old[:done], self.inputs[:done])
+        ):
+            self.note = "inputs read by the earlier run changed"
+            return None
+        return journal
+
+    def _verify(self, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The leading segments whose bytes on disk match their checksums."""
+        good: list[dict[str, Any]] = []
+        try:
+            with open(self.bin, "rb") as b, open(self.idx, "rb") as i:
+                for seg in segments:
+                    bin_hash, idx_hash = hashlib.sha256(), hashlib.sha256()
+                    parts = ((b, bin_hash, seg["bin_bytes"]), (i, idx_hash, seg["idx_bytes"]))
+                    for f, h, n in parts:
+                        left = n
+                        while left:
+                            chunk = f.read(min(left, 1 << 24))
+                            if not chunk:
+                                return good
+                            h.update(chunk)
+                            left -= len(chunk)
+                    if bin_hash.hexdigest() != seg["bin_sha256"] or (
+                        idx_hash.hexdigest() != seg["idx_sha256"]
+                    ):
+                        self.note = "a checkpointed segment failed its checksum"
+                        return good
+                    good.append(seg)
+        except OSError:
+            pass
+        return good
+
+    def open(self, resume: bool) -> None:
+        journal = self._load() if resume else None
+        segments = self._verify(journal["segments"]) if journal else []
+        if segments:
+            last = segments[-1]
+            self.segments = segments
+            self.files_done = last["files_done"]
+            self.tokens = last["tokens"]
+            self.documents = last["documents"]
+            self.replaced = last["replaced"]
+            self.per_file[: self.files_done] = last["per_file"]
+            self.resumed_bytes = sum(i["bytes"] for i in self.inputs[: self.files_done])
+            bin_len = sum(s["bin_bytes"] for s in segments)
+            idx_len = sum(s["idx_bytes"] for s in segments)
+            self.bin_file = open(self.bin, "r+b")
+            self.idx_file = open(self.idx, "r+b")
+            self.bin_file.truncate(bin_len)
+            self.idx_file.truncate(idx_len)
+            self.bin_file.seek(bin_len)
+            self.idx_file.seek(idx_len)
+            self.mark = (bin_len, idx_len)
+            return
+        if journal is not None and self.note is None:
+            self.note = "no checkpointed work to reuse"
+        for path in (self.journal, self.bin, self.idx):
+            path.unlink(missing_ok=True)
+        self.bin_file = open(self.bin, "wb")
+        self.idx_file = open(self.idx, "wb")
+        self.mark = (0, 0)
+
+    # -- writing --
+
+    def write(self, tokens: memoryview, starts: Any) -> None:
+        """Appends ``tokens`` (output dtype, little-endian) and the documents starting at
+        ``starts`` (``int64`` token offsets into ``tokens``)."""
+        idx = (starts + self.tokens).astype("<u8")
+        self.bin_file.write(tokens)
+        self.idx_file.write(idx.data)
+        self.bin_hash.update(tokens)
+        self.idx_hash.update(idx.data)
+        self.tokens += len(tokens) // self.itemsize
+        self.documents += len(idx)
+
+    def file_done(self, index: int, counts: list[int], replaced: int) -> None:
+        self.per_file[index] = counts
+        self.replaced += replaced
+        self.files_done = index + 1
+
+    def checkpoint(self) -> None:
+        """Syncs the partial files and records the segment since the last checkpoint."""
+        for f in (self.bin_file, self.idx_file):
+            f.flush()
+            os.fsync(f.fileno())
+        bin_len, idx_len = self.bin_file.tell(), self.idx_file.tell()
+        self.segments.append(
+            {
+                "files_done": self.files_done,
+                "tokens": self.tokens,
+                "documents": self.documents,
+                "replaced": self.replaced,
+                "per_file": [list(c) for c in self.per_file[: self.files_done]],
+                "bin_bytes": bin_len - self.mark[0],
+                "idx_bytes": idx_len - self.mark[1],
+                "bin_sha256": self.bin_hash.hexdigest(),
+                "idx_sha256": self.idx_hash.hexdigest(),
+            }
+        )
+        self.mark = (bin_len, idx_len)
+        self.bin_hash, self.idx_hash = hashlib.sha256(), hashlib.sha256()
+        journal = {
+            "kind": _JOURNAL_KIND,
+            "version": 1,
+            "identity": self.identity,
+            "inputs": self.inputs[: self.files_done],
+            "files_done": self.files_done,
+            "segments": self.segments,
+        }
+        _write_atomic(self.journal, _dumps(journal))
+
+    def close(self) -> None:
+        for f in (self.bin_file, self.idx_file):
+            if f is not None and not f.closed:
+                f.close()
+
+    def finish(self, text_bytes: int) -> dict[str, Any]:
+        self.idx_file.write(self.tokens.to_bytes(8, "little"))
+        for f in (self.bin_file, self.idx_file):
+            f.flush()
+            os.fsync(f.fileno())
+        self.close()
+        expected = self.tokens * self.itemsize
+        if self.bin.stat().st_size != expected:
+            size = self.bin.stat().st_size
+            raise OSError(errno.EIO, f"holds {size} bytes, expected {expected}", str(self.bin))
+        sidecar = sidecar_for(
+            self.out, self.identity, self.inputs, self.per_file, self.tokens, self.documents,
+            text_bytes, self.replaced, self.eot_token,
+        )
+        meta = Path(os.fspath(self.out) + ".json")
+        meta.unlink(missing_ok=True)
+        os.replace(self.idx, Path(os.fspath(self.out) + ".idx"))
+        os.replace(self.bin, self.out)
+        _write_atomic(meta, _dumps(sidecar))
+        self.journal.unlink(missing_ok=True)
+        return sidecar
+
+
+def sidecar_for(
+    out: Path,
+    identity: dict[str, Any],
+    inputs: list[dict[str, Any]],
+    per_file: list[list[int]],
+    tokens: int,
+    documents: int,
+    text_bytes: int,
+    replaced: int,
+    eot_token: int | None,
+) -> dict[str, Any]:
+    """The sidecar the local run writes for the same output (same keys, same values)."""
+    from fastllm import _fastllm
+
+    version = getattr(_fastllm, "__version__", None) or importlib.import_module(
+        "importlib.metadata"
+    ).version("fastllm")
+    sidecar = dict(identity)
+    sidecar.update(
+        {
+            "kind": _SIDECAR_KIND,
+            "version": 1,
+            "token_file": out.name,
+            "token_count": tokens,
+            "document_count": documents,
+            "eot_token": eot_token,
+            "index": {
+                "file": out.name + ".idx",
+                "dtype": "uint64",
+                "entries": documents + 1,
+                "meaning": "token offset where each document starts, then the token count: "
+                "document i is tokens[index[i]:index[i + 1]]",
+            },
+            "input_bytes": sum(i["bytes"] for i in inputs),
+            "text_bytes": text_bytes,
+            "replaced_invalid_utf8": replaced,
+            "inputs": [
+                {**i, "tokens": c[0], "documents": c[1], "text_bytes": c[2]}
+                for i, c in zip(inputs, per_file)
+            ],
+            "fastllm_version": version,
+        }
+    )
+    return sidecar
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Connects to the cluster at ``address`` (None: ``RAY_ADDRESS`` or a new local one);
+    returns whether this call connected (and so disconnects at the end)."""
+    if ray.is_initialized():
+        return False
+    _reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = address or os.environ.get("RAY_ADDRESS") or "a new local Ray instance"
+        raise ConnectionError(
+            f"no Ray cluster at {where}: {e}".rstrip()
+            + " (start one with `ray start --head`, or pass its address: --ray HOST:PORT)"
+        ) from None
+    return True
+
+
+def _reachable(address: str | None) -> None:
+    """A ``HOST:PORT`` address that refuses a TCP connection is an error now (``ray.init``
+    would retry for minutes)."""
+    if not address or "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+    except (OSError, ValueError) as e:
+        raise ConnectionError(
+            f"no Ray cluster at {address}: {e} (start one with `ray start --head`, or pass "
+            "its address: --ray HOST:PORT)"
+        ) from None
+
+
+def _check_nodes(ray: Any, files: list[str]) -> int:
+    """Every alive node can stat every input (else an error naming node and files); returns
+    the number of alive nodes."""
+    strategy = importlib.import_module("ray.util.scheduling_strategies")
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    check = ray.remote(num_cpus=0)(_check_node_reads)
+    refs = [
+        check.options(
+            scheduling_strategy=strategy.NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote(files)
+        for n in nodes
+    ]
+    for result in ray.get(refs):
+        if result["missing"]:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"node {result['node']} cannot read {', '.join(result['missing'])}: the inputs "
+                "must be on a path every node of the cluster can read (a shared directory)",
+                result["missing"][0].split(" (")[0],
+            )
+    return len(nodes)
+
+
+_RAISED = re.compile(
+    r"^(ValueError|FileNotFoundError|PermissionError|IsADirectoryError|OSError): (.+)$", re.M
+)
+_ERRORS: dict[str, type[Exception]] = {
+    "ValueError": ValueError,
+    "FileNotFoundError": FileNotFoundError,
+    "PermissionError": PermissionError,
+    "IsADirectoryError": IsADirectoryError,
+    "OSError": OSError,
+}
+
+
+def _cause(error: BaseException) -> BaseException:
+    """The user-facing error (ValueError, OSError) a Ray task error carries, else ``error``.
+
+    The chain of causes does not always survive Ray's serialization, so the message of the
+    error raised in the actor is also looked for in the task error's text.
+    """
+    ray_exceptions = importlib.import_module("ray.exceptions")
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, tuple(_ERRORS.values())) and not isinstance(
+            seen, ray_exceptions.RayError
+        ):
+            return seen
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) and cause is not seen else seen.__cause__
+    found = _RAISED.search(str(error))
+    if found and isinstance(error, ray_exceptions.RayError):
+        return _ERRORS[found.group(1)](found.group(2))
+    return error
+
+
+def _guard_fsspec_http() -> None:
+    """Ray Data asks, for every path and from several threads, whether its filesystem is
+    fsspec's HTTP one, importing ``fsspec.implementations.http``; without aiohttp that import
+    fails, and two threads importing it at once get an ImportError Ray does not expect. Tried
+    once here; when it cannot be imported, it is marked as missing (a clean
+    ModuleNotFoundError, which Ray expects) instead of being retried."""
+    import sys
+
+    name = "fsspec.implementations.http"
+    if name in sys.modules:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        sys.modules[name] = None  # type: ignore[assignment]
+
+
+def _groups(files: list[str], formats: list[str]) -> Iterator[tuple[int, int, bool]]:
+    """Runs of consecutive inputs read the same way: ``(start, end, is_parquet)``."""
+    start = 0
+    for i in range(1, len(files) + 1):
+        if i == len(files) or (formats[i] == "parquet") != (formats[start] == "parquet"):
+            yield start, i, formats[start] == "parquet"
+            start = i
+
+
+def tokenize(
+    inputs: Inputs,
+    out: PathLike,
+    *,
+    address: str | None = None,
+    encoding: str = "gpt2",
+    format: str = "auto",
+    field: str = "text",
+    eot: bool = True,
+    errors: str = "strict",
+    actors: int | None = None,
+    cpus_per_actor: int = 1,
+    resume: bool = True,
+    progress: RayProgressCallback | None = None,
+    checkpoint_interval: float = 5.0,
+    batch_rows: int = 4096,
+) -> DistributedStats:
+    """Tokenizes ``inputs`` on the Ray cluster at ``address`` into ``out`` (+ ``.idx``,
+    ``.json``), the same files :func:`fastllm.tokenize_files` writes.
+
+    - ``address``: a Ray cluster (``HOST:PORT``, ``ray://...``, ``auto``); None: the one Ray is
+      already connected to, ``RAY_ADDRESS``, or a new local instance.
+    - ``encoding``, ``format`` (also ``"parquet"``; ``auto``: ``*.parquet`` is Parquet),
+      ``field``, ``eot``, ``errors``, ``resume``: as in :func:`fastllm.tokenize_files`.
+    - ``actors``: encoder actors (default: the cluster's CPUs / ``cpus_per_actor``), each with
+      ``cpus_per_actor`` CPUs and as many encoder threads.
+    - ``progress(RayProgress)``: about every 100 ms, on the driver.
+    - ``checkpoint_interval``: seconds between checkpoints (taken at file boundaries).
+    - ``batch_rows``: Parquet rows per encoded batch.
+
+    Errors: ``ImportError`` without Ray, ``ConnectionError`` naming the address when no cluster
+    answers there, ``FileNotFoundError`` for inputs missing on the driver or on any node,
+    ``ValueError`` for bad text, records or arguments (file named); in every case ``out`` is not
+    created and the work checkpointed so far is kept for a rerun.
+    """
+    started = time.perf_counter()
+    if format not in _FORMATS:
+        raise ValueError(f"format must be one of {', '.join(_FORMATS)}; got {format!r}")
+    if errors not in ("strict", "replace"):
+        raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
+    if actors is not None and (isinstance(actors, bool) or actors < 1):
+        raise ValueError(f"actors must be None or >= 1, got {actors!r}")
+    if isinstance(cpus_per_actor, bool) or cpus_per_actor < 1:
+        raise ValueError(f"cpus_per_actor must be >= 1, got {cpus_per_actor!r}")
+    out_path = Path(os.fspath(out))
+    if out_path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "the output is a directory; name a file", str(out))
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"the output directory {os.fspath(out_path.parent)!r} does not exist; create it first "
+            "(the driver writes the output)",
+            str(out),
+        )
+    files = resolve(inputs, _own_files(out))
+    formats = [_format(f, format) for f in files]
+    described = _describe_inputs(files, formats)
+    identity = _identity(encoding, field, eot, errors)
+
+    meta_path = Path(os.fspath(out_path) + ".json")
+    if resume and meta_path.exists():
+        try:
+            old = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        old_inputs = old.get("inputs", [])
+        if (
+            all(old.get(k) == v for k, v in identity.items())
+            and len(old_inputs) == len(described)
+            and all(_same_input(a, b) for a, b in zip(old_inputs, described))
+            and out_path.exists()
+        ):
+            return _stats(out_path, old, started, 0.0, 0, 0, up_to_date=True)
+
+    ray = _ray()
+    connected = _connect(ray, address)
+    writer = _Writer(out_path, identity, described)
+    try:
+        nodes = _check_nodes(ray, files)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        n_actors = actors or max(1, cpus // cpus_per_actor)
+        writer.open(resume)
+        result = _run(
+            ray, writer, files, formats, described, encoding, format, field, eot, errors,
+            n_actors, cpus_per_actor, progress, checkpoint_interval, batch_rows, started, nodes,
+        )
+    finally:
+        writer.close()
+        if connected:
+            ray.shutdown()
+    return result
+
+
+def _run(
+    ray: Any,
+    writer: _Writer,
+    files: list[str],
+    formats: list[str],
+    described: list[dict[str, Any]],
+    encoding: str,
+    format: str,
+    field: str,
+    eot: bool,
+    errors: str,
+    n_actors: int,
+    cpus_per_actor: int,
+    progress: RayProgressCallback | None,
+    checkpoint_interval: float,
+    batch_rows: int,
+    started: float,
+    n_nodes: int,
+) -> DistributedStats:
+    data = importlib.import_module("ray.data")
+    with warnings.catch_warnings():  # Ray's own deprecations, not the user's business
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx = data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.enable_auto_log_stats = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    import numpy as np
+
+    index = {path: i for i, path in enumerate(files)}
+    itemsize = writer.itemsize
+    total = sum(d["bytes"] for d in described)
+    text_bytes = sum(writer.per_file[i][2] for i in range(writer.files_done))
+    done_bytes = writer.resumed_bytes
+    resumed_files = writer.files_done
+    workers: set[str] = set()
+    nodes: set[str] = set()
+    startup: float | None = None
+    last_report = 0.0
+    last_checkpoint = time.perf_counter()
+    current: list[Any] | None = None  # [index, tokens, documents, text_bytes, rows, replaced]
+    rows_total: dict[int, int] = {}
+
+    def report(force: bool = False) -> None:
+        nonlocal last_report
+        now = time.perf_counter()
+        if progress is None or (not force and now - last_report < 0.1):
+            return
+        last_report = now
+        partial = 0
+        if current is not None:
+            size = described[current[0]]["bytes"]
+            rows = rows_total.get(current[0])
+            partial = int(size * min(current[4] / rows, 1.0)) if rows else 0
+        progress(
+            RayProgress(
+                bytes_done=done_bytes + partial,
+                bytes_total=total,
+                tokens=writer.tokens,
+                documents=writer.documents,
+                files_done=writer.files_done,
+                files_total=len(files),
+                nodes=len(nodes),
+                actors=len(workers) or n_actors,
+                startup_seconds=startup,
+            )
+        )
+
+    def complete_until(end: int) -> None:
+        """Inputs before ``end`` are done (zero-row ones too)."""
+        nonlocal current, done_bytes, text_bytes, last_checkpoint
+        while writer.files_done < end:
+            i = writer.files_done
+            if current is not None and current[0] == i:
+                counts, replaced = current[1:4], current[5]
+                current = None
+            else:
+                counts, replaced = [0, 0, 0], 0
+            writer.file_done(i, counts, replaced)
+            done_bytes += described[i]["bytes"]
+            text_bytes += counts[2]
+        if time.perf_counter() - last_checkpoint >= checkpoint_interval:
+            writer.checkpoint()
+            last_checkpoint = time.perf_counter()
+
+    report(force=True)
+    _guard_fsspec_http()
+    try:
+        for start, end, parquet in _groups(files, formats):
+            if end <= writer.files_done:
+                continue
+            todo = files[max(start, writer.files_done) : end]
+            if parquet:
+                with warnings.catch_warnings():  # columns=: deprecated, but read in the actor
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    # Reading takes no CPU of its own: the actors hold the CPUs, and a read
+                    # task waiting for one would wait for ever.
+                    ds = data.read_parquet(
+                        todo, columns=[field], include_paths=True, num_cpus=0
+                    )
+                size = batch_rows
+            else:
+                ds = data.read_binary_files(todo, include_paths=True)
+                size = None
+            ds = ds.map_batches(
+                _Encoder,
+                fn_constructor_kwargs={
+                    "encoding": encoding,
+                    "fmt": format,
+                    "field": field,
+                    "eot": eot,
+                    "errors": errors,
+                    "threads": cpus_per_actor,
+                },
+                batch_size=size,
+                batch_format="pyarrow",
+                # Ray Data gives pool actors max_restarts=-1 and max_task_retries=-1: a killed
+                # actor is restarted and its batches retried (the output stays in order).
+                compute=data.ActorPoolStrategy(size=n_actors),
+                num_cpus=cpus_per_actor,
+            )
+            for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                if startup is None:
+                    startup = time.perf_counter() - started
+                for row in range(table.num_rows):
+                    worker = table.column("worker")[row].as_py()
+                    workers.add(worker)
+                    nodes.add(worker.split(" ")[0])
+                    tokens_buffer = memoryview(table.column("tokens")[row].as_buffer())
+                    starts = np.frombuffer(table.column("starts")[row].as_buffer(), np.int64)
+                    first_token = first_doc = 0
+                    for path, tokens, documents, nbytes, rows, replaced in json.loads(
+                        table.column("files")[row].as_py()
+                    ):
+                        i = index[path]
+                        if current is None or current[0] != i:
+                            complete_until(i)  # checkpoints fall on file boundaries
+                            current = [i, 0, 0, 0, 0, 0]
+                            if parquet and i not in rows_total:
+                                rows_total[i] = _parquet_rows(path)
+                        # This file's part of the batch.
+                        writer.write(
+                            tokens_buffer[
+                                first_token * itemsize : (first_token + tokens) * itemsize
+                            ],
+                            starts[first_doc : first_doc + documents] - first_token,
+                        )
+                        first_token += tokens
+                        first_doc += documents
+                        current[1] += tokens
+                        current[2] += documents
+                        current[3] += nbytes
+                        current[4] += rows
+                        current[5] += replaced
+                    report()
+            complete_until(end)
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:
+        cause = _cause(error)
+        if cause is not error:
+            raise cause from None
+        raise
+    report(force=True)
+    sidecar = writer.finish(text_bytes)
+    return _stats(
+        writer.out,
+        sidecar,
+        started,
+        startup or 0.0,
+        len(nodes),
+        len(workers),
+        resumed=resumed_files > 0,
+        resumed_bytes=writer.resumed_bytes,
+        note=writer.note,
+    )
+
+
+def _parquet_rows(path: str) -> int:
+    try:
+        parquet = importlib.import_module("pyarrow.parquet")
+        return int(parquet.read_metadata(path).num_rows)
+    except Exception:
+        return 0
+
+
+def _stats(
+    out: Path,
+    meta: dict[str, Any],
+    started: float,
+    startup: float,
+    nodes: int,
+    actors: int,
+    *,
+    up_to_date: bool = False,
+    resumed: bool = False,
+    resumed_bytes: int = 0,
+    note: str | None = None,
+) -> DistributedStats:
+    return DistributedStats(
+        path=out,
+        encoding=meta["encoding"]["name"],
+        dtype=meta["dtype"],
+        tokens=meta["token_count"],
+        documents=meta["document_count"],
+        files=len(meta["inputs"]),
+        input_bytes=meta["input_bytes"],
+        text_bytes=meta["text_bytes"],
+        replaced=meta["replaced_invalid_utf8"],
+        seconds=time.perf_counter() - started,
+        resumed=resumed,
+        resumed_bytes=resumed_bytes,
+        up_to_date=up_to_date,
+        note=note,
+        sidecar=meta,
+        nodes=nodes,
+        actors=actors,
+        startup_seconds=startup,
+    )
