@@ -21,8 +21,13 @@
 //!   a repeat pass. Non-Latin went from 3.0x to 4.3x tiktoken with it.
 //! - Long pieces (a megabyte of `'a'`, a long CJK run) merge through per-rank buckets in rank
 //!   order, left to right within a rank (tiktoken's lowest-rank-then-leftmost order), over one
-//!   16-byte node per part: linear-ish, never quadratic. A pair ranked below the bucket being
+//!   8-byte node per part: linear-ish, never quadratic. A pair ranked below the bucket being
 //!   merged (possible when a longer token predates its parts) puts the rest of the bucket back.
+
+//! - Long pieces are first cut between two bytes that no token contains side by side (exact: no
+//!   merge can cross such a cut), so runs of bytes that never merge cost only their tokens.
+//! - `MergeTable::new` is linear in the vocabulary's size: tokens over 128 bytes find their
+//!   splits by rolling hashes (a 1 MB token took 77 s with a hash of every prefix and suffix).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -33,6 +38,9 @@ use rustc_hash::FxHashMap;
 use crate::vocab::{Rank, Ranks};
 
 const NO_RANK: Rank = Rank::MAX;
+
+/// The `Err` of [`encode_piece`] when the state of a long piece could not be allocated.
+pub const OUT_OF_MEMORY: usize = usize::MAX;
 
 /// Pieces at least this long use the heap merge.
 pub const HEAP_THRESHOLD: usize = 256;
@@ -51,6 +59,11 @@ pub struct MergeTable {
     pairs: FxHashMap<u64, Rank>,
     short: FxHashMap<u128, Rank>,
     complete: bool,
+    /// Bit `(a << 8) | b` is set when some token of two or more bytes contains byte `a`
+    /// followed by byte `b`. Where it is clear, no merge can ever join the bytes on either side,
+    /// so a long piece is cut there and its halves merged separately (exactly the same tokens:
+    /// no pair across the cut has a rank, so the two halves' merges never compete).
+    crossable: Vec<u64>,
 }
 
 /// Tokens and pieces up to this many bytes are looked up by a packed `u128` key (bytes in the
@@ -72,7 +85,122 @@ fn pair_key(left: Rank, right: Rank) -> u64 {
     (u64::from(left) << 32) | u64::from(right)
 }
 
+/// Tokens longer than this have their splits found through rolling hashes (linear in the
+/// token's length) instead of hashing every prefix and suffix (quadratic: a 1 MB token took 77 s).
+const DIRECT_SPLIT_MAX: usize = 128;
+
+/// Polynomial hashes of byte strings modulo the Mersenne prime 2^61 - 1, with a base drawn at
+/// random per process (so no input can be built in advance to collide).
+struct RollingHash {
+    base: u64,
+}
+
+impl RollingHash {
+    const M: u64 = (1 << 61) - 1;
+
+    fn new() -> Self {
+        use std::hash::BuildHasher;
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+        RollingHash {
+            base: seed % (Self::M - 512) + 257,
+        }
+    }
+
+    #[inline]
+    fn mul(a: u64, b: u64) -> u64 {
+        let p = u128::from(a) * u128::from(b);
+        let s = (p as u64 & Self::M) + (p >> 61) as u64;
+        if s >= Self::M {
+            s - Self::M
+        } else {
+            s
+        }
+    }
+
+    #[inline]
+    fn push(&self, h: u64, byte: u8) -> u64 {
+        let s = Self::mul(h, self.base) + u64::from(byte) + 1;
+        if s >= Self::M {
+            s - Self::M
+        } else {
+            s
+        }
+    }
+
+    fn of(&self, bytes: &[u8]) -> u64 {
+        bytes.iter().fold(0, |h, &b| self.push(h, b))
+    }
+
+    /// The hash of `bytes[a..b]` from its prefix hashes and the powers of the base.
+    #[inline]
+    fn range(prefix: &[u64], powers: &[u64], a: usize, b: usize) -> u64 {
+        let high = Self::mul(prefix[a], powers[b - a]);
+        let low = prefix[b];
+        if low >= high {
+            low - high
+        } else {
+            low + Self::M - high
+        }
+    }
+}
+
+/// Every `(left id, right id) -> id` split of every token whose two sides are both tokens, in
+/// time linear in the vocabulary's total size: short tokens by direct lookups, long ones by
+/// rolling hashes (a side of at most `DIRECT_SPLIT_MAX` bytes is also checked byte for byte; a
+/// longer side is trusted to its 61-bit hash and length, with a random base).
+fn token_pairs(ranks: &Ranks) -> FxHashMap<u64, Rank> {
+    let mut pairs = FxHashMap::default();
+    pairs.reserve(ranks.len() * 3);
+    let has_long = ranks.keys().any(|t| t.len() > DIRECT_SPLIT_MAX);
+    let hasher = RollingHash::new();
+    let by_hash: FxHashMap<(u64, usize), Rank> = if has_long {
+        ranks
+            .iter()
+            .map(|(t, &id)| ((hasher.of(t), t.len()), id))
+            .collect()
+    } else {
+        FxHashMap::default()
+    };
+    let (mut prefix, mut powers) = (Vec::new(), Vec::new());
+    for (token, &id) in ranks {
+        let n = token.len();
+        if n <= DIRECT_SPLIT_MAX {
+            for cut in 1..n {
+                let (left, right) = token.split_at(cut);
+                if let (Some(&l), Some(&r)) = (ranks.get(left), ranks.get(right)) {
+                    pairs.insert(pair_key(l, r), id);
+                }
+            }
+            continue;
+        }
+        prefix.clear();
+        powers.clear();
+        prefix.push(0);
+        powers.push(1);
+        for &b in token {
+            let (h, p) = (prefix[prefix.len() - 1], powers[powers.len() - 1]);
+            prefix.push(hasher.push(h, b));
+            powers.push(RollingHash::mul(p, hasher.base));
+        }
+        let side = |a: usize, b: usize| -> Option<Rank> {
+            let bytes = &token[a..b];
+            if b - a <= DIRECT_SPLIT_MAX {
+                return ranks.get(bytes).copied();
+            }
+            let h = RollingHash::range(&prefix, &powers, a, b);
+            by_hash.get(&(h, b - a)).copied()
+        };
+        for cut in 1..n {
+            if let (Some(l), Some(r)) = (side(0, cut), side(cut, n)) {
+                pairs.insert(pair_key(l, r), id);
+            }
+        }
+    }
+    pairs
+}
+
 impl MergeTable {
+    /// Linear in the vocabulary's total size (see [`token_pairs`]).
     pub fn new(ranks: &Ranks) -> Self {
         let mut byte_ids = [NO_RANK; 256];
         for (b, slot) in byte_ids.iter_mut().enumerate() {
@@ -81,16 +209,16 @@ impl MergeTable {
             }
         }
         let complete = byte_ids.iter().all(|&id| id != NO_RANK);
-        let mut pairs = FxHashMap::default();
-        if complete {
-            pairs.reserve(ranks.len() * 3);
-            for (token, &id) in ranks {
-                for cut in 1..token.len() {
-                    let (left, right) = token.split_at(cut);
-                    if let (Some(&l), Some(&r)) = (ranks.get(left), ranks.get(right)) {
-                        pairs.insert(pair_key(l, r), id);
-                    }
-                }
+        let pairs = if complete {
+            token_pairs(ranks)
+        } else {
+            FxHashMap::default()
+        };
+        let mut crossable = vec![0u64; 1024];
+        for token in ranks.keys() {
+            for w in token.windows(2) {
+                let bit = (usize::from(w[0]) << 8) | usize::from(w[1]);
+                crossable[bit >> 6] |= 1 << (bit & 63);
             }
         }
         let short = ranks
@@ -120,7 +248,17 @@ impl MergeTable {
             pairs,
             short,
             complete,
+            crossable,
         }
+    }
+
+    /// Whether some token contains byte `a` followed by byte `b`.
+    #[inline]
+    fn crossable(&self, a: u8, b: u8) -> bool {
+        let bit = (usize::from(a) << 8) | usize::from(b);
+        self.crossable
+            .get(bit >> 6)
+            .is_some_and(|w| w & (1 << (bit & 63)) != 0)
     }
 
     /// The rank of `piece` if it is a token.
@@ -151,7 +289,8 @@ impl MergeTable {
 }
 
 /// Appends the tokens of `piece` to `out`. Returns `Err(position)` for a byte position whose single
-/// byte is not in the vocabulary (only possible with a user-supplied vocabulary).
+/// byte is not in the vocabulary (only possible with a user-supplied vocabulary), and
+/// `Err(OUT_OF_MEMORY)` when a long piece's merge state cannot be allocated.
 pub fn encode_piece(
     piece: &[u8],
     ranks: &Ranks,
@@ -178,7 +317,29 @@ pub fn encode_piece(
     } else if piece.len() < HEAP_THRESHOLD {
         merge_linear(piece, table, out);
     } else {
-        merge_heap(piece, table, out);
+        return merge_long(piece, table, out);
+    }
+    Ok(())
+}
+
+/// A long piece: cut wherever no token contains the two bytes on either side (see
+/// `MergeTable::crossable`), so a run of bytes that never merge (64 MiB of NUL bytes) costs no
+/// per-byte state beyond its tokens, and the rest goes to the bucket merge in chunks.
+fn merge_long(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) -> Result<(), usize> {
+    let mut start = 0;
+    for i in 1..=piece.len() {
+        let cut = i == piece.len() || !table.crossable(piece[i - 1], piece[i]);
+        if !cut {
+            continue;
+        }
+        let chunk = &piece[start..i];
+        match chunk.len() {
+            1 => out.push(table.byte_ids[usize::from(chunk[0])]),
+            n if n < STACK_PARTS => merge_short(chunk, table, out),
+            n if n < HEAP_THRESHOLD => merge_linear(chunk, table, out),
+            _ => merge_heap(chunk, table, out)?,
+        }
+        start = i;
     }
     Ok(())
 }
@@ -379,39 +540,53 @@ impl Buckets {
     }
 }
 
-/// One part of a long piece: its token, its neighbours and the rank of merging it with the next
-/// part (`NO_RANK` for none or for a dead part). Kept together so that visiting a part touches one
-/// cache line: buckets visit parts in rank order, all over a megabyte-long piece.
+/// One part of a long piece, 8 bytes: a live part holds its token and the index of the next
+/// part (`n` after the last); a dead part (merged into the part on its left) holds `DEAD` and the
+/// index of the part that absorbed it, so the previous live part of `i` is found from `i - 1` by
+/// following absorbers (with path compression: amortised constant). The rank of merging a live
+/// part with the next is recomputed from the pair table when a bucket entry is visited, instead
+/// of being stored (16 bytes a part before; 64 MiB of input then took 1.4 GB).
 #[derive(Clone, Copy)]
 struct Node {
     id: Rank,
-    next: u32,
-    prev: u32,
-    pair_rank: Rank,
+    link: u32,
 }
 
-fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
+const DEAD: Rank = Rank::MAX;
+
+/// The live part just before part `i`, if any.
+#[inline]
+fn prev_alive(nodes: &mut [Node], i: usize) -> Option<usize> {
+    let mut k = i.checked_sub(1)?;
+    let mut root = k;
+    while nodes[root].id == DEAD {
+        root = nodes[root].link as usize;
+    }
+    while nodes[k].id == DEAD {
+        let up = nodes[k].link as usize;
+        nodes[k].link = root as u32;
+        k = up;
+    }
+    Some(root)
+}
+
+fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) -> Result<(), usize> {
     // Pairs wait in one bucket per rank; a heap holds the ranks that have a bucket. The lowest
     // bucket is merged left to right (tiktoken's order: lowest rank, then leftmost). A merge makes
     // new pairs of other ranks (a longer token has a different rank), normally higher ones; if a
     // new pair ranks lower than the bucket being merged (possible in vocabularies where a longer
     // token predates its parts), the rest of the bucket is put back and the lower one goes first.
     let n = piece.len();
-    let mut nodes: Vec<Node> = piece
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| Node {
-            id: table.byte_ids[usize::from(b)],
-            next: i as u32 + 1,
-            prev: (i as u32).wrapping_sub(1),
-            pair_rank: NO_RANK,
-        })
-        .collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    nodes.try_reserve_exact(n).map_err(|_| OUT_OF_MEMORY)?;
+    nodes.extend(piece.iter().enumerate().map(|(i, &b)| Node {
+        id: table.byte_ids[usize::from(b)],
+        link: i as u32 + 1,
+    }));
     let mut buckets = Buckets::default();
     let mut queue: BinaryHeap<Reverse<Rank>> = BinaryHeap::new();
     for i in 0..n - 1 {
         let rank = table.byte_pair(piece[i], piece[i + 1]);
-        nodes[i].pair_rank = rank;
         if rank != NO_RANK {
             buckets.add(&mut queue, rank, i as u32);
         }
@@ -430,31 +605,32 @@ fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
                 prefetch(&nodes, ahead as usize);
             }
             let i = at as usize;
-            if nodes[i].pair_rank != rank {
+            let Node { id, link: j } = nodes[i];
+            let j = j as usize;
+            if id == DEAD || j >= n || table.pair(id, nodes[j].id) != rank {
                 continue;
             }
-            let j = nodes[i].next as usize;
-            let after = nodes[j].next as usize;
-            nodes[j].pair_rank = NO_RANK;
-            nodes[i].id = rank;
-            nodes[i].next = after as u32;
-            nodes[i].pair_rank = NO_RANK;
+            let after = nodes[j].link as usize;
+            nodes[j] = Node {
+                id: DEAD,
+                link: i as u32,
+            };
+            nodes[i] = Node {
+                id: rank,
+                link: after as u32,
+            };
             let mut lower = false;
             if after < n {
-                nodes[after].prev = i as u32;
                 let r = table.pair(rank, nodes[after].id);
-                nodes[i].pair_rank = r;
                 if r != NO_RANK {
                     buckets.add(&mut queue, r, i as u32);
                     lower |= r < rank;
                 }
             }
-            let p = nodes[i].prev;
-            if p != u32::MAX {
-                let r = table.pair(nodes[p as usize].id, rank);
-                nodes[p as usize].pair_rank = r;
+            if let Some(p) = prev_alive(&mut nodes, i) {
+                let r = table.pair(nodes[p].id, rank);
                 if r != NO_RANK {
-                    buckets.add(&mut queue, r, p);
+                    buckets.add(&mut queue, r, p as u32);
                     lower |= r < rank;
                 }
             }
@@ -473,8 +649,9 @@ fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) {
     let mut i = 0;
     while i < n {
         out.push(nodes[i].id);
-        i = nodes[i].next as usize;
+        i = nodes[i].link as usize;
     }
+    Ok(())
 }
 
 /// The byte-slice merge, for vocabularies that lack some single bytes.
@@ -568,7 +745,7 @@ mod tests {
             let mut linear = Vec::new();
             merge_linear(&piece, &table, &mut linear);
             let mut heap = Vec::new();
-            merge_heap(&piece, &table, &mut heap);
+            assert_eq!(merge_heap(&piece, &table, &mut heap), Ok(()));
             assert_eq!(
                 linear,
                 reference,
@@ -615,7 +792,7 @@ mod tests {
                 assert_eq!(ours, reference);
                 let mut heap = Vec::new();
                 if len >= 2 {
-                    merge_heap(&piece, &table, &mut heap);
+                    assert_eq!(merge_heap(&piece, &table, &mut heap), Ok(()));
                     assert_eq!(heap, reference);
                 }
             }
@@ -659,8 +836,58 @@ mod tests {
         assert_eq!(encode_piece(b"aaaaa", &ranks, &table, &mut out), Ok(()));
         assert_eq!(out, vec![258, u32::from(b'a')]);
         out.clear();
-        merge_heap(b"aaaaa", &table, &mut out);
+        assert_eq!(merge_heap(b"aaaaa", &table, &mut out), Ok(()));
         assert_eq!(out, vec![258, u32::from(b'a')]);
+    }
+
+    #[test]
+    fn long_tokens_split_like_direct_lookups() {
+        let mut ranks = toy_ranks();
+        let mut next = 300;
+        for len in [129, 200, 300, 1000] {
+            for t in ["a".repeat(len), format!("b{}", "a".repeat(len - 1))] {
+                ranks.insert(t.into_bytes(), next);
+                next += 1;
+            }
+        }
+        ranks.insert("a".repeat(999).into_bytes(), next);
+        ranks.insert("a".repeat(1).into_bytes(), u32::from(b'a'));
+        let table = MergeTable::new(&ranks);
+        let mut direct = FxHashMap::default();
+        for (token, &id) in &ranks {
+            for cut in 1..token.len() {
+                let (l, r) = token.split_at(cut);
+                if let (Some(&l), Some(&r)) = (ranks.get(l), ranks.get(r)) {
+                    direct.insert(pair_key(l, r), id);
+                }
+            }
+        }
+        assert_eq!(table.pairs, direct);
+    }
+
+    #[test]
+    fn long_pieces_cut_where_nothing_merges() {
+        let ranks = toy_ranks();
+        let table = MergeTable::new(&ranks);
+        assert!(!table.crossable(b'z', b'a') && table.crossable(b'a', b'b'));
+        let mut state = 5u64;
+        for len in [256, 300, 1000, 4000] {
+            let mut piece = random_piece(&mut state, len);
+            for (k, b) in piece.iter_mut().enumerate() {
+                if k % 97 == 3 || k % 13 == 0 {
+                    *b = if k % 2 == 0 { b'z' } else { 0 };
+                }
+            }
+            let mut reference = Vec::new();
+            assert_eq!(merge_bytes(&piece, &ranks, &mut reference), Ok(()));
+            let mut ours = Vec::new();
+            assert_eq!(encode_piece(&piece, &ranks, &table, &mut ours), Ok(()));
+            assert_eq!(ours, reference);
+        }
+        let zeros = vec![0u8; 5000];
+        let mut out = Vec::new();
+        assert_eq!(encode_piece(&zeros, &ranks, &table, &mut out), Ok(()));
+        assert_eq!(out, vec![0; 5000]);
     }
 
     #[test]
@@ -674,5 +901,50 @@ mod tests {
         assert_eq!(encode_piece(b"abab", &ranks, &table, &mut out), Ok(()));
         assert_eq!(out, vec![2, 2]);
         assert_eq!(encode_piece(b"abc", &ranks, &table, &mut out), Err(2));
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 200,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Random vocabularies (merges of existing tokens, long ones included) and pieces of
+        /// every length: the table-driven merge (short, linear, bucket with cuts) equals the
+        /// byte-slice reference.
+        #[test]
+        fn random_vocabularies_merge_like_the_reference(
+            merges in proptest::collection::vec((0usize..1000, 0usize..1000), 0..60),
+            piece in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(0u8)], 0..700),
+        ) {
+            let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+            let alphabet = [b'a', b'b', b'c'];
+            for (x, y) in merges {
+                let pick = |k: usize| -> Vec<u8> {
+                    if k % 3 == 0 || tokens.len() == 256 {
+                        vec![alphabet[k % 3]]
+                    } else {
+                        tokens[256 + k % (tokens.len() - 256)].clone()
+                    }
+                };
+                let mut t = pick(x);
+                t.extend(pick(y));
+                if !tokens.contains(&t) {
+                    tokens.push(t);
+                }
+            }
+            let ranks: Ranks = tokens.iter().cloned().zip(0..).collect();
+            let table = MergeTable::new(&ranks);
+            let (mut ours, mut reference) = (Vec::new(), Vec::new());
+            match ranks.get(&piece) {
+                Some(&whole) => reference.push(whole),
+                None => prop_assert_eq!(merge_bytes(&piece, &ranks, &mut reference), Ok(())),
+            }
+            prop_assert_eq!(encode_piece(&piece, &ranks, &table, &mut ours), Ok(()));
+            prop_assert_eq!(ours, reference);
+        }
     }
 }

@@ -55,6 +55,9 @@ pub enum Error {
     OutOfMemory(String),
     /// A long run was stopped on request (Ctrl-C, SIGTERM, an exception in a progress callback).
     Interrupted,
+    /// A buffer sized by the input could not be allocated (`try_reserve` failed): Python's
+    /// `MemoryError`, never an abort. The text says what was being allocated.
+    OutOfMemory(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -111,6 +114,7 @@ impl fmt::Display for Error {
             Error::Write { path, reason } => write!(f, "cannot write {path}: {reason}"),
             Error::OutOfMemory(message) => write!(f, "out of memory: {message}"),
             Error::Interrupted => f.write_str("interrupted"),
+            Error::OutOfMemory(what) => write!(f, "out of memory: {what}"),
         }
     }
 }
@@ -146,6 +150,25 @@ pub fn py_repr(s: &str) -> String {
     out
 }
 
+/// At most `max` characters of `s` (an ellipsis marks the cut), for quoting input in error
+/// messages: a malformed 100 MB line must not become a 100 MB message.
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((end, _)) => format!("{}\u{2026} ({} bytes in all)", &s[..end], s.len()),
+    }
+}
+
+/// Reserves room for `extra` more items in `v`, or [`Error::OutOfMemory`] naming `what`.
+pub fn try_reserve<T>(v: &mut Vec<T>, extra: usize, what: &str) -> Result<()> {
+    v.try_reserve_exact(extra).map_err(|_| {
+        Error::OutOfMemory(format!(
+            "cannot allocate {extra} x {} bytes for {what}",
+            std::mem::size_of::<T>()
+        ))
+    })
+}
+
 /// tiktoken's message for a disallowed special token, word for word (the `Display` of
 /// [`Error::DisallowedSpecial`]).
 fn disallowed_special_message(token: &str) -> String {
@@ -169,6 +192,20 @@ mod tests {
         assert_eq!(py_repr("<|endoftext|>"), "'<|endoftext|>'");
         assert_eq!(py_repr("it's"), "\"it's\"");
         assert_eq!(py_repr("a\nb"), "'a\\nb'");
+    }
+
+    #[test]
+    fn clip_cuts_long_text() {
+        assert_eq!(clip("abc", 3), "abc");
+        let long = "x".repeat(1000);
+        let clipped = clip(&long, 10);
+        assert!(clipped.starts_with("xxxxxxxxxx\u{2026}"));
+        assert!(clipped.ends_with("(1000 bytes in all)"));
+        let mut v: Vec<u64> = Vec::new();
+        assert!(matches!(
+            try_reserve(&mut v, usize::MAX / 2, "test"),
+            Err(Error::OutOfMemory(_))
+        ));
     }
 
     #[test]

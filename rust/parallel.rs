@@ -9,12 +9,28 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::error::{Error, Result};
+
+/// The most threads any call or `set_num_threads` accepts.
+pub const MAX_THREAD_COUNT: usize = 1024;
+
+/// Checks a thread count given by a caller (`name` is the argument, for the message): 0 (as many
+/// as allowed) up to [`MAX_THREAD_COUNT`].
+pub fn checked_threads(name: &str, value: i64) -> Result<usize> {
+    match usize::try_from(value) {
+        Ok(n) if n <= MAX_THREAD_COUNT => Ok(n),
+        _ => Err(Error::InvalidArgument(format!(
+            "{name} must be between 0 (all cores) and {MAX_THREAD_COUNT}, got {value}"
+        ))),
+    }
+}
+
 /// Process-wide cap on threads per call; 0 = the number of cores.
 static MAX_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets the process-wide cap on threads per call (0 = the number of cores).
 pub fn set_max_threads(threads: usize) {
-    MAX_THREADS.store(threads, Ordering::Relaxed);
+    MAX_THREADS.store(threads.min(MAX_THREAD_COUNT), Ordering::Relaxed);
 }
 
 /// The process-wide cap on threads per call.
@@ -57,7 +73,11 @@ pub fn map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + 
     };
     let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(worker)).collect();
+        // A thread that cannot be spawned (a process or memory limit) is simply not used: the
+        // calling thread and those already spawned take its share of the items.
+        let handles: Vec<_> = (1..threads)
+            .map_while(|_| std::thread::Builder::new().spawn_scoped(scope, worker).ok())
+            .collect();
         let mut place = |done: Vec<(usize, R)>| {
             for (i, r) in done {
                 slots[i] = Some(r);
@@ -86,5 +106,20 @@ mod tests {
             assert_eq!(out, items.iter().map(|x| x * x).collect::<Vec<_>>());
         }
         assert_eq!(map(&[] as &[u8], 4, |&x| x), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn thread_counts_are_checked() {
+        assert_eq!(checked_threads("num_threads", 8), Ok(8));
+        assert_eq!(checked_threads("num_threads", 0), Ok(0));
+        for bad in [-1, 1025, i64::MAX] {
+            let err = checked_threads("num_threads", bad).map_err(|e| e.to_string());
+            assert_eq!(
+                err,
+                Err(format!(
+                    "num_threads must be between 0 (all cores) and 1024, got {bad}"
+                ))
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{clip, Error, Result};
 
 /// A token id. The BPE merge priority of a mergeable token equals its id (tiktoken's convention).
 pub type Rank = u32;
@@ -46,14 +46,25 @@ pub fn verify_sha256(data: &[u8], expected: &str, source: &str) -> Result<()> {
 
 /// Parses a `.tiktoken` file: one `<base64 token> <rank>` per line, blank lines ignored.
 /// `source` names the file in error messages.
+///
+/// Accepted as tiktoken's `load_tiktoken_bpe` accepts them (`line.split()` on each of
+/// `contents.splitlines()`): the two fields may be separated by any run of ASCII whitespace
+/// (spaces, tabs), lines may end in `\n`, `\r\n` or `\r`, and a leading UTF-8 byte order mark is
+/// skipped (tiktoken's lenient base64 decoder drops it). Ranks must be at most [`MAX_ID`]
+/// (2**26 - 1): the error names the file, the line and the token.
+/// Linear in the file's size; messages quote at most 80 characters of a line.
 pub fn parse_tiktoken(data: &[u8], source: &str) -> Result<Ranks> {
+    const QUOTE: usize = 80;
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
     let mut ranks = Ranks::default();
     ranks.reserve(data.len() / 12);
     let mut line_of_rank: FxHashMap<Rank, usize> = FxHashMap::default();
-    for (index, raw) in data.split(|&b| b == b'\n').enumerate() {
+    let lines = data
+        .split(|&b| b == b'\n')
+        .flat_map(|l| l.strip_suffix(b"\r").unwrap_or(l).split(|&b| b == b'\r'));
+    for (index, line) in lines.enumerate() {
         let line_no = index + 1;
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.is_empty() {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         let bad = |reason: String| Error::VocabFormat {
@@ -63,27 +74,37 @@ pub fn parse_tiktoken(data: &[u8], source: &str) -> Result<Ranks> {
         };
         let text = std::str::from_utf8(line)
             .map_err(|_| bad("line is not ASCII; expected '<base64 token> <rank>'".into()))?;
-        let mut fields = text.split(' ');
+        let mut fields = text.split_ascii_whitespace();
         let (Some(token_b64), Some(rank_text), None) =
             (fields.next(), fields.next(), fields.next())
         else {
             return Err(bad(format!(
-                "expected '<base64 token> <rank>', found {text:?}"
+                "expected '<base64 token> <rank>', found {:?}",
+                clip(text, QUOTE)
             )));
         };
+        let quoted = clip(token_b64, QUOTE);
         let token = STANDARD
             .decode(token_b64)
-            .map_err(|e| bad(format!("invalid base64 token {token_b64:?}: {e}")))?;
+            .map_err(|e| bad(format!("invalid base64 token {quoted:?}: {e}")))?;
         let rank: Rank = rank_text.parse().map_err(|_| {
             bad(format!(
-                "invalid rank {rank_text:?}: expected an integer below 2**32"
+                "invalid rank {:?}: expected an integer below 2**26",
+                clip(rank_text, QUOTE)
             ))
         })?;
+        if rank > MAX_ID {
+            return Err(bad(format!(
+                "token {quoted:?} has id {rank}, which is too large: fastllm's token ids must be \
+                 below 2**26 = {}",
+                u64::from(MAX_ID) + 1
+            )));
+        }
         if let Some(first) = line_of_rank.insert(rank, line_no) {
             return Err(bad(format!("rank {rank} already given on line {first}")));
         }
         if ranks.insert(token, rank).is_some() {
-            return Err(bad(format!("token {token_b64:?} appears twice")));
+            return Err(bad(format!("token {quoted:?} appears twice")));
         }
     }
     if ranks.is_empty() {
@@ -253,12 +274,40 @@ mod tests {
             err.as_ref().map_err(|e| e.contains("invalid rank \"x\"")),
             Err(true)
         );
+        let err = parse_tiktoken(b"YQ== 67108864\n", "v.tiktoken").map_err(|e| e.to_string());
+        assert_eq!(
+            err,
+            Err(
+                "v.tiktoken, line 1: token \"YQ==\" has id 67108864, which is too large: \
+                 fastllm's token ids must be below 2**26 = 67108864"
+                    .into()
+            )
+        );
+        let long = format!("{} 0 1\n", "Q".repeat(1 << 20));
+        let err = parse_tiktoken(long.as_bytes(), "v").map_err(|e| e.to_string());
+        assert!(err.as_ref().is_err_and(|e| e.len() < 300), "{err:?}");
         let err = parse_tiktoken(b"YQ== 0\nYg== 0\n", "v").map_err(|e| e.to_string());
         assert_eq!(err, Err("v, line 2: rank 0 already given on line 1".into()));
         assert!(matches!(
             parse_tiktoken(b"\n", "v"),
             Err(Error::InvalidVocab { .. })
         ));
+    }
+
+    #[test]
+    fn tiktoken_separators_and_bom_like_tiktoken() -> Result<()> {
+        let mut expected = Ranks::default();
+        expected.insert(b"a".to_vec(), 0);
+        expected.insert(b"b".to_vec(), 1);
+        for text in [
+            &b"YQ==\t0\nYg==  1\n"[..],
+            b"\xef\xbb\xbfYQ== 0\r\nYg== 1\r\n",
+            b"YQ== 0\rYg== 1",
+            b" YQ== 0 \n\n \t\nYg==\t \t1\n",
+        ] {
+            assert_eq!(parse_tiktoken(text, "t")?, expected);
+        }
+        Ok(())
     }
 
     #[test]
@@ -309,5 +358,45 @@ mod tests {
         );
         assert!(matches!(bad, Err(Error::InvalidVocab { .. })));
         Ok(())
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 300,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Any bytes: a clean `Err` or ranks that format back to an equivalent file; never a
+        /// panic, and a message of bounded length.
+        #[test]
+        fn tiktoken_parser_never_panics(data in proptest::collection::vec(
+            prop_oneof![Just(b' '), Just(b'\n'), Just(b'\t'), Just(b'\r'), Just(b'='),
+                        Just(b'Q'), Just(b'Y'), Just(b'1'), Just(b'0'), any::<u8>()],
+            0..200,
+        )) {
+            match parse_tiktoken(&data, "fuzz") {
+                Ok(ranks) => prop_assert_eq!(parse_tiktoken(&format_tiktoken(&ranks), "f")?, ranks),
+                Err(e) => prop_assert!(e.to_string().len() < 600),
+            }
+        }
+
+        /// Well-formed files in any separator layout parse to their ranks.
+        #[test]
+        fn tiktoken_parser_reads_any_layout(
+            tokens in proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 1..6), 1..20),
+            sep in prop_oneof![Just(" "), Just("\t"), Just("  "), Just(" \t ")],
+            end in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+        ) {
+            let mut text = String::new();
+            let mut expected = Ranks::default();
+            for (rank, token) in tokens.iter().enumerate() {
+                text.push_str(&format!("{}{sep}{rank}{end}", STANDARD.encode(token)));
+                expected.insert(token.clone(), rank as Rank);
+            }
+            prop_assert_eq!(parse_tiktoken(text.as_bytes(), "t")?, expected);
+        }
     }
 }

@@ -89,6 +89,8 @@ def read(path: str | os.PathLike[str]) -> tuple[str, _fastllm.CoreBPE]:
     try:
         with open(sidecar, encoding="utf-8") as f:
             text = f.read()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{sidecar}: not UTF-8 text ({e}); the sidecar is damaged") from None
     except FileNotFoundError as e:
         raise FileNotFoundError(
             e.errno,

@@ -171,14 +171,13 @@ class Encoding:
     def _special_args(
         self, text: str, allowed_special: AllowedSpecial, disallowed_special: DisallowedSpecial
     ) -> tuple[AbstractSet[str], Collection[str]]:
-        """Resolves ``"all"`` and checks, as tiktoken does, strings that are not special tokens."""
-        allowed: AbstractSet[str] = (
-            self.special_tokens_set if allowed_special == "all" else allowed_special
-        )
+        """Checks, as tiktoken does, strings that are not special tokens. ``"all"`` goes to Rust
+        as it is (every special token; for ``disallowed``, every one not allowed): no set of all
+        the names is built per call."""
         if disallowed_special == "all":
-            disallowed: Collection[str] = self.special_tokens_set - set(allowed)
-        else:
-            disallowed = disallowed_special
+            return allowed_special, disallowed_special  # type: ignore[return-value]
+        allowed: AbstractSet[str] = allowed_special  # type: ignore[assignment]
+        disallowed: Collection[str] = disallowed_special
         if disallowed and not self.special_tokens_set.issuperset(disallowed):
             # tiktoken also refuses text matching a disallowed string that is not a special
             # token; that rare case is checked here, the usual one in Rust.
@@ -214,6 +213,13 @@ class Encoding:
         ``allowed_special`` (then it becomes the special token's id) or is left out of
         ``disallowed_special`` (then it is encoded as ordinary text). ``"all"`` means every
         special token.
+
+        Overlapping special tokens: the leftmost one in the text wins, and of several that start
+        at the same character, the longest (with ``{"<|a": 300, "<|ab|>": 301}`` both allowed,
+        ``"<|ab|>"`` is ``[301]``). This is tiktoken's result wherever no special token is a
+        prefix of another at the same position; where one is, tiktoken's choice follows the
+        order of its special-token regex alternation, which comes from a hash map and can
+        differ between processes.
 
         >>> import fastllm
         >>> enc = fastllm.get_encoding("gpt2")

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
 from fastllm import _fastllm
+from fastllm._pretok import fix_surrogates as _fix_surrogates
 
 if TYPE_CHECKING:
     import numpy as np
@@ -130,7 +131,12 @@ class SimpleTokenizer:
                 raise TypeError(f"special_tokens must be str, got {token!r}")
         if unk_token is _UNSET:
             unk_token = _UNK if _UNK in specials else None
-        return cls._from_core(_fastllm.SimpleTokenizerCore.from_text(text, specials, unk_token))
+        try:
+            core = _fastllm.SimpleTokenizerCore.from_text(text, specials, unk_token)
+        except UnicodeEncodeError:
+            fixed = _fix_surrogates(text)
+            core = _fastllm.SimpleTokenizerCore.from_text(fixed, specials, unk_token)
+        return cls._from_core(core)
 
     # ---- encoding ----
 
@@ -141,7 +147,12 @@ class SimpleTokenizer:
         >>> tok.encode("It's the last he painted")
         [3, 0, 8, 9, 6, 4, 7]
         """
-        return self._core.encode(text)
+        try:
+            return self._core.encode(text)
+        except UnicodeEncodeError:
+            # A lone surrogate is not UTF-8: read as U+FFFD (as tiktoken does), so it is an
+            # unknown word like any other (the book's tokenizers look it up the same way).
+            return self._core.encode(_fix_surrogates(text))
 
     def encode_to_numpy(self, text: str) -> npt.NDArray[np.uint32]:
         """Token ids of ``text`` as a ``uint32`` NumPy array (no Python list in between).
@@ -149,7 +160,10 @@ class SimpleTokenizer:
         >>> SimpleTokenizer.from_text("a b").encode_to_numpy("b a b")
         array([1, 0, 1], dtype=uint32)
         """
-        return self._core.encode_to_numpy(text)
+        try:
+            return self._core.encode_to_numpy(text)
+        except UnicodeEncodeError:
+            return self._core.encode_to_numpy(_fix_surrogates(text))
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``: tokens joined by spaces, no space before ``, . : ; ? ! " ( ) '``.

@@ -59,11 +59,17 @@ from fastllm.registry import BUNDLED, get_encoding
 __all__ = [
     "CountStats",
     "FileCount",
+    "ShardInfo",
+    "ShardManifest",
+    "ShardWriter",
     "Terminated",
     "TokenizeStats",
     "count_tokens_in_files",
     "index_path",
     "input_format",
+    "kept_text_bytes",
+    "manifest_path",
+    "open_shard_writer",
     "read_sidecar",
     "resolve_inputs",
     "sidecar_path",
@@ -71,6 +77,15 @@ __all__ = [
 ]
 
 Inputs = Union[PathLike, Iterable[PathLike]]
+
+#: Writes whole documents into numbered shards and a manifest (see :func:`open_shard_writer`).
+ShardWriter = _fastllm.ShardWriter
+#: One complete shard: ``path``, ``index_path``, ``split``, ``tokens``, ``documents``, ``bytes``,
+#: ``sha256``.
+ShardInfo = _fastllm.ShardInfo
+#: A complete sharded output: ``path`` (the manifest), ``layout``, ``dtype``, ``token_count``,
+#: ``document_count``, ``shards``, ``json`` (the manifest's text).
+ShardManifest = _fastllm.ShardManifest
 #: ``progress(bytes_done, bytes_total, tokens, documents)``, called about every 100 ms.
 Progress = Callable[[int, int, int, int], object]
 
@@ -107,6 +122,8 @@ def index_path(out: PathLike) -> Path:
 def _own_files(out: PathLike) -> set[str]:
     base = os.path.abspath(os.fspath(out))
     names = {base + s for s in ("", ".idx", ".json", ".partial", ".idx.partial", ".partial.json")}
+    manifest = os.path.abspath(manifest_path(out))
+    names |= {manifest, manifest[: -len(".json")] + ".partial.json"}
     return names | {name + ".tmp" for name in names}
 
 
@@ -141,42 +158,128 @@ def read_sidecar(out: PathLike) -> dict[str, Any]:
 _ENCODERS: weakref.WeakKeyDictionary[Encoding, _fastllm.CorpusEncoder] = (
     weakref.WeakKeyDictionary()
 )
-_BUNDLED_ENCODERS: dict[str, _fastllm.CorpusEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
 def _corpus_encoder(encoding: str | Encoding) -> _fastllm.CorpusEncoder:
-    """The Rust encoder for corpus runs, built once per encoding (~0.1 s); a bundled one straight
-    from its file (checksum verified), without a Python ``Encoding``."""
-    if isinstance(encoding, str):
-        spec = BUNDLED.get(encoding)
-        if spec is None:
-            get_encoding(encoding)  # raises the error that lists the bundled names
-            raise ValueError(f"unknown encoding {encoding!r}")
-        with _ENCODERS_LOCK:
-            core = _BUNDLED_ENCODERS.get(encoding)
-            if core is None:
-                core = _fastllm.CorpusEncoder(
-                    encoding, spec.path.read_bytes(), spec.special_tokens, spec.pattern
-                )
-                if core.vocab_sha256 != spec.sha256:
-                    raise ValueError(
-                        f"{spec.path}: sha256 is {core.vocab_sha256}, expected {spec.sha256}; "
-                        "the file is corrupt (reinstall fastllm)"
-                    )
-                _BUNDLED_ENCODERS[encoding] = core
-        return core
+    """The Rust encoder for corpus runs: it shares the ``Encoding``'s Rust core (no copy, no
+    second parse). A bundled encoding's checksum was verified when it was loaded, so it is
+    passed on; any other's is computed in Rust from its ranks."""
+    enc = get_encoding(encoding) if isinstance(encoding, str) else encoding
     with _ENCODERS_LOCK:
-        core = _ENCODERS.get(encoding)
+        core = _ENCODERS.get(enc)
         if core is None:
-            core = _fastllm.CorpusEncoder(
-                encoding.name,
-                encoding._core_bpe.tiktoken_bytes(),
-                encoding._special_tokens,
-                encoding._pat_str,
+            spec = BUNDLED.get(enc.name)
+            bundled = spec is not None and enc is get_encoding(enc.name)
+            core = _fastllm.CorpusEncoder.from_core(
+                enc._core_bpe, enc.name, spec.sha256 if bundled and spec else None
             )
-            _ENCODERS[encoding] = core
+            _ENCODERS[enc] = core
     return core
+
+
+def manifest_path(out: PathLike) -> Path:
+    """The manifest of the sharded output ``out`` (``DIR/NAME.manifest.json``).
+
+    >>> manifest_path("data/fineweb.bin").as_posix()
+    'data/fineweb.manifest.json'
+    """
+    path = Path(os.fspath(out))
+    stem = path.stem if path.suffix and path.stem else path.name
+    return path.with_name(stem + ".manifest.json")
+
+
+def open_shard_writer(
+    out: PathLike,
+    *,
+    encoding: str | Encoding = "gpt2",
+    layout: str = "flat",
+    shard_tokens: int | None = None,
+    val_tokens: int | None = None,
+    eot: bool = True,
+) -> _fastllm.ShardWriter:
+    """A writer of whole documents into numbered shards, as ``tokenize_files`` writes them.
+
+    The shards of ``DIR/NAME.bin`` are ``DIR/NAME_val_000000.bin`` (with ``val_tokens``: the
+    first shard, of at most that many tokens, is the validation shard, as llm.c does) then
+    ``DIR/NAME_train_00000k.bin`` of at most ``shard_tokens`` tokens each; a document is not
+    split across shards unless it is longer than one. ``layout="llmc"`` gives each shard llm.c's
+    256-int32 header (magic 20240520, version 1, token count; uint16 tokens; 20240801, version 7
+    and uint32 tokens for vocabularies over 65,535). Each shard appears under its final name only
+    when complete, with its index ``SHARD.idx``; :meth:`ShardWriter.finish` writes the manifest
+    ``DIR/NAME.manifest.json`` (shards in order, token and document counts, sha256, the
+    vocabulary's identity) and returns it as a :data:`ShardManifest`.
+
+    ``writer.write(tokens, doc_offsets)`` appends whole documents: a ``uint32`` array and
+    ``int64`` offsets (``len(documents) + 1`` of them, from 0 to ``len(tokens)``: what
+    :meth:`fastllm.Encoding.encode_ordinary_arrow` returns); with ``eot`` the end-of-text token
+    is appended to each document. Feeding it the documents of ``tokenize_files``'s inputs in the
+    same order gives the same bytes.
+
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from fastllm import get_encoding
+    >>> enc = get_encoding("gpt2")
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> writer = open_shard_writer(folder / "corpus.bin", shard_tokens=4, layout="llmc")
+    >>> # Each document gets <|endoftext|>: 3, 2 and 3 tokens; 3 + 2 > 4 starts a new shard.
+    >>> docs = [enc.encode_ordinary(t) for t in ["Hello world", "one", "two three"]]
+    >>> tokens = np.array([t for d in docs for t in d], dtype=np.uint32)
+    >>> offsets = np.cumsum([0] + [len(d) for d in docs], dtype=np.int64)
+    >>> writer.write(tokens, offsets)
+    >>> manifest = writer.finish()
+    >>> [(pathlib.Path(s.path).name, s.tokens)
+    ...  for s in manifest.shards]  # doctest: +NORMALIZE_WHITESPACE
+    [('corpus_train_000000.bin', 3), ('corpus_train_000001.bin', 2),
+     ('corpus_train_000002.bin', 3)]
+    >>> manifest.token_count, pathlib.Path(manifest.path).name
+    (8, 'corpus.manifest.json')
+    """
+    out_path = _check_output(out)
+    return _fastllm.ShardWriter(
+        _corpus_encoder(encoding),
+        str(out_path),
+        layout=check_choice("layout", layout, ("flat", "llmc")),
+        shard_tokens=_check_size("shard_tokens", shard_tokens),
+        val_tokens=_check_size("val_tokens", val_tokens),
+        eot=bool(eot),
+    )
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _check_size(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{name} must be a whole number of tokens >= 1 (a shard holds whole tokens), "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _check_output(out: PathLike) -> Path:
+    out_path = Path(os.fspath(out))
+    if out_path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "the output is a directory; name a file", str(out))
+    parent = out_path.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"the output directory {os.fspath(parent)!r} does not exist; create it first",
+            str(out),
+        )
+    if out_path.exists() and not out_path.is_file():
+        raise ValueError(
+            f"the output {os.fspath(out)!r} exists and is not a regular file (a device, FIFO "
+            "or socket); name a file to write"
+        )
+    return out_path
 
 
 @contextlib.contextmanager
@@ -215,8 +318,9 @@ class TokenizeStats:
 
     >>> stats = TokenizeStats(path=Path("t.bin"), encoding="gpt2", dtype="uint16", tokens=10,
     ...     documents=2, files=2, input_bytes=40, text_bytes=40, replaced=0, seconds=0.5)
-    >>> stats.summary()
-    'wrote t.bin: 10 tokens (uint16, gpt2) from 2 documents in 2 files, 40 B in 0.50 s (80 B/s)'
+    >>> print(stats.summary())  # doctest: +NORMALIZE_WHITESPACE
+    wrote t.bin: 10 tokens (uint16, gpt2) from 2 documents in 2 files, 40 B of text in 0.50 s
+    (80 B/s)
     """
 
     path: Path
@@ -233,10 +337,14 @@ class TokenizeStats:
     resumed: bool = False
     #: Input bytes done by the earlier run this one resumed.
     resumed_bytes: int = 0
+    #: Text bytes (decompressed) done by the earlier run this one resumed.
+    resumed_text_bytes: int = 0
     up_to_date: bool = False
     #: Why earlier work could not be reused, when there was some.
     note: str | None = None
     sidecar: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The shard files in order, for a sharded output (``path`` is then its manifest).
+    shards: tuple[Path, ...] = ()
 
     @property
     def index_path(self) -> Path:
@@ -250,26 +358,61 @@ class TokenizeStats:
 
     @property
     def bytes_per_second(self) -> float:
-        """Input bytes processed by this run per second."""
-        done = self.input_bytes - self.resumed_bytes
+        """Text bytes (decompressed) encoded by this run per second."""
+        done = self.text_bytes - self.resumed_text_bytes
         return done / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        """One line: what was written, how much, how fast; replacements and resume if any."""
+        """One line: what was written, how much, how fast; replacements and resume if any.
+
+        >>> print(TokenizeStats(path=Path("t.bin"), encoding="gpt2", dtype="uint16", tokens=1,
+        ...     documents=1, files=1, input_bytes=5, text_bytes=5, replaced=0, seconds=1.0,
+        ...     resumed=True).summary())  # doctest: +NORMALIZE_WHITESPACE
+        wrote t.bin: 1 token (uint16, gpt2) from 1 document in 1 file, 5 B of text in 1.00 s
+        (5 B/s)
+        """
         what = (
-            f"{self.tokens:,} tokens ({self.dtype}, {self.encoding}) from {self.documents:,} "
-            f"documents in {self.files:,} files, {_size(self.input_bytes)}"
+            f"{_plural(self.tokens, 'token')} ({self.dtype}, {self.encoding}) from "
+            f"{_plural(self.documents, 'document')} in {_plural(self.files, 'file')}, "
+            f"{_size(self.text_bytes)} of text"
         )
+        if self.shards:
+            what += f" in {_plural(len(self.shards), 'shard')}"
         if self.up_to_date:
             return f"{self.path} is up to date: {what} (same inputs, encoding and settings)"
         line = (
             f"wrote {self.path}: {what} in {self.seconds:.2f} s ({_size(self.bytes_per_second)}/s)"
         )
-        if self.resumed:
-            line += f"; resumed after {_size(self.resumed_bytes)} done earlier"
+        if self.resumed and self.resumed_text_bytes:
+            line += f"; resumed after {_size(self.resumed_text_bytes)} of text done earlier"
         if self.replaced:
             line += f"; {self.replaced:,} invalid UTF-8 sequences replaced by U+FFFD"
         return line
+
+
+def _plural(n: int, word: str) -> str:
+    """``1 file``, ``2 files``.
+
+    >>> _plural(1, "file"), _plural(1000, "token")
+    ('1 file', '1,000 tokens')
+    """
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def kept_text_bytes(out: PathLike) -> int | None:
+    """Text bytes a stopped run of ``out`` kept (what a rerun resumes after), or None.
+
+    >>> kept_text_bytes("no/such/tokens.bin") is None
+    True
+    """
+    for journal in (Path(os.fspath(out) + ".partial.json"), manifest_path(out).with_name(
+        manifest_path(out).name.replace(".manifest.json", ".manifest.partial.json"))):
+        try:
+            meta = json.loads(journal.read_text(encoding="utf-8"))
+            return int(meta["counts"]["text_bytes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -343,6 +486,9 @@ def tokenize_files(
     resume: bool = True,
     progress: Progress | None = None,
     checkpoint_interval: float = 5.0,
+    layout: str = "flat",
+    shard_tokens: int | None = None,
+    val_tokens: int | None = None,
 ) -> TokenizeStats:
     """Tokenizes files into the token file ``out`` (plus ``out.idx`` and ``out.json``).
 
@@ -360,6 +506,9 @@ def tokenize_files(
       partial output); ``False`` starts over.
     - ``progress``: ``progress(bytes_done, bytes_total, tokens, documents)``, about every 100 ms.
     - ``checkpoint_interval``: seconds between checkpoints of the partial output.
+    - ``shard_tokens``, ``val_tokens``, ``layout``: write numbered shards and a manifest
+      instead of one token file (see :func:`open_shard_writer` for the names and layouts);
+      ``stats.shards`` lists them and ``stats.path`` is the manifest. Resume works per shard.
 
     Text is taken byte for byte (no newline translation; a BOM stays U+FEFF), and the tokens are
     ``encode_ordinary`` of each document, exactly. Errors: ``FileNotFoundError`` for a missing
@@ -377,17 +526,21 @@ def tokenize_files(
     >>> tokenize_files(folder / "doc.txt", folder / "doc.bin").up_to_date
     True
     """
-    out_path = Path(os.fspath(out))
-    if out_path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "the output is a directory; name a file", str(out))
-    parent = out_path.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(
-            errno.ENOENT,
-            f"the output directory {os.fspath(parent)!r} does not exist; create it first",
-            str(out),
+    out_path = _check_output(out)
+    check_choice("layout", layout, ("flat", "llmc"))
+    _check_size("shard_tokens", shard_tokens)
+    _check_size("val_tokens", val_tokens)
+    sharded = layout != "flat" or shard_tokens is not None or val_tokens is not None
+    own = _own_files(out)
+    target = os.path.abspath(out_path)
+    if out_path.is_file() and not sidecar_path(out_path).exists():
+        own.discard(target)  # not an earlier output of ours: it may be an input
+    files, formats = _prepare(inputs, format, num_threads, exclude=own)
+    if target in files:
+        raise ValueError(
+            f"the output {os.fspath(out)!r} is one of the inputs: writing it would destroy "
+            "that input; name another output file"
         )
-    files, formats = _prepare(inputs, format, num_threads, exclude=_own_files(out))
     core = _corpus_encoder(encoding)
     with _sigterm_stops_the_run():
         text = _fastllm.tokenize_files(
@@ -403,11 +556,15 @@ def tokenize_files(
             checkpoint_interval=float(checkpoint_interval),
             job_bytes=_JOB_BYTES,
             progress=progress,
+            layout=layout,
+            shard_tokens=shard_tokens,
+            val_tokens=val_tokens,
         )
     meta = json.loads(text)
     run = meta.pop("run", {})
+    shards = tuple(meta.get("shards", ())) if sharded else ()
     return TokenizeStats(
-        path=out_path,
+        path=manifest_path(out_path) if sharded else out_path,
         encoding=meta["encoding"]["name"],
         dtype=meta["dtype"],
         tokens=meta["token_count"],
@@ -419,9 +576,11 @@ def tokenize_files(
         seconds=run.get("seconds", 0.0),
         resumed=bool(run.get("resumed", False)),
         resumed_bytes=int(run.get("resumed_bytes", 0)),
+        resumed_text_bytes=int(run.get("resumed_text_bytes", 0)),
         up_to_date=bool(run.get("up_to_date", False)),
         note=run.get("note"),
         sidecar=meta,
+        shards=tuple(out_path.parent / item["file"] for item in shards),
     )
 
 

@@ -109,6 +109,13 @@ def as_token_array(ids: Iterable[int] | npt.ArrayLike) -> TokenArray:
         )
     dtype = array.dtype
     if dtype == np.dtype(object):
+        if not _objects_made_by_numpy(array):
+            raise TypeError(
+                "ids: an object-dtype array over memory NumPy did not fill with objects (a "
+                "np.memmap or a buffer of file bytes) would read those bytes as object pointers; "
+                "only integer dtypes are accepted for such arrays: open the file with an integer "
+                "dtype, e.g. np.memmap(path, dtype=np.uint16)"
+            )
         return _fastllm.token_buffer(array.tolist())
     if dtype.kind not in "iu":
         raise ValueError(
@@ -136,6 +143,19 @@ def as_token_array(ids: Iterable[int] | npt.ArrayLike) -> TokenArray:
                     )
             array = array.astype(np.int64)
     return np.ascontiguousarray(array)
+
+
+def _objects_made_by_numpy(array: np.ndarray[Any, Any]) -> bool:
+    """Whether an object array's memory holds real object pointers: it (or the array it is a view
+    of) owns its memory and is not a memory map. Reading any other memory as objects crashes."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        if isinstance(base, np.memmap):
+            return False
+        if base.base is None:
+            return bool(base.flags.owndata)
+        base = base.base
+    return False
 
 
 def _int_arg(name: str, value: object) -> int:

@@ -24,6 +24,7 @@
 
 mod output;
 mod pipeline;
+pub mod shards;
 mod source;
 mod work;
 
@@ -42,6 +43,7 @@ use crate::pretok;
 use crate::vocab::{self, Rank};
 
 pub use output::Paths;
+pub use shards::{Layout, ShardEntry, ShardSpec, ShardWriter};
 
 /// How an input file holds its documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,17 +342,7 @@ pub fn tokenize_files(
     let started = Instant::now();
     check_inputs(inputs, settings, encoder)?;
     let paths = output::Paths::new(out);
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(Error::Write {
-                path: out.display().to_string(),
-                reason: format!(
-                    "the directory {} does not exist; create it first",
-                    dir.display()
-                ),
-            });
-        }
-    }
+    check_output_dir(out)?;
     let dtype = encoder.dtype();
     let identities = source::identify(inputs)?;
     let described = output::describe_inputs(inputs, &identities);
@@ -405,6 +397,7 @@ pub fn tokenize_files(
                 .unwrap_or(0),
         );
     let resumed = resume.is_some();
+    let resumed_text_bytes = resume.as_ref().map_or(0, |(_, c)| c.text_bytes);
     let writer = output::Writer::open(
         output::Paths::new(out),
         &identity,
@@ -485,6 +478,7 @@ pub fn tokenize_files(
                 "up_to_date": false,
                 "resumed": resumed,
                 "resumed_bytes": if resumed { resumed_bytes } else { 0 },
+                "resumed_text_bytes": resumed_text_bytes,
                 "seconds": started.elapsed().as_secs_f64(),
                 "note": note,
             }),
@@ -587,4 +581,384 @@ pub fn count_files(
         "inputs": inputs_summary(&described, &handler.per_file),
         "seconds": started.elapsed().as_secs_f64(),
     }))
+}
+
+fn check_output_dir(out: &Path) -> Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(Error::Write {
+                path: out.display().to_string(),
+                reason: format!(
+                    "the directory {} does not exist; create it first",
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+const SHARD_JOURNAL_KIND: &str = "fastllm-shards-journal";
+
+/// What must match for a rerun of a sharded output to reuse work.
+pub fn shard_identity(
+    encoder: &Encoder,
+    settings: &Settings,
+    dtype: Dtype,
+    spec: &ShardSpec,
+) -> Value {
+    let mut v = output::identity(encoder, settings, dtype);
+    if let Value::Object(map) = &mut v {
+        map.insert(
+            "sharding".into(),
+            json!({
+                "layout": spec.layout.name(),
+                "shard_tokens": spec.shard_tokens,
+                "val_tokens": spec.val_tokens,
+            }),
+        );
+    }
+    v
+}
+
+/// Removes what an earlier sharded run left under the names of `names` (partial shards, the
+/// journal, and the shards an old manifest or journal lists), before starting over.
+fn remove_old_shards(names: &shards::ShardNames) -> Result<()> {
+    let mut doomed = vec![names.journal(), names.manifest()];
+    for listing in [names.manifest(), names.journal()] {
+        if let Some(v) = output::read_json(&listing) {
+            let key = if listing == names.manifest() {
+                "shards"
+            } else {
+                "done"
+            };
+            for (i, item) in v
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let split = item.get("split").and_then(Value::as_str).unwrap_or("train");
+                let path = names.shard(i, split);
+                doomed.push(shards::index_of(&path));
+                doomed.push(path);
+            }
+        }
+    }
+    for path in names.partials() {
+        doomed.push(path);
+    }
+    for path in doomed {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(output::write_error(&path, &e)),
+        }
+    }
+    Ok(())
+}
+
+struct ShardHandler<'a> {
+    writer: ShardWriter,
+    counts: output::Counts,
+    position: Position,
+    raw_done: u64,
+    head: Value,
+    journal: PathBuf,
+    last_checkpoint: Instant,
+    every: Duration,
+    progress: &'a mut dyn FnMut(&Progress) -> Result<()>,
+    total: u64,
+}
+
+impl ShardHandler<'_> {
+    fn checkpoint(&mut self) -> Result<()> {
+        let state = self.writer.checkpoint()?;
+        let mut journal = self.head.clone();
+        if let Value::Object(map) = &mut journal {
+            map.insert("position".into(), output::position_json(&self.position));
+            map.insert("counts".into(), self.counts.to_json());
+            map.insert(
+                "done".into(),
+                Value::Array(self.writer.done().iter().map(ShardEntry::to_json).collect()),
+            );
+            map.insert(
+                "current".into(),
+                state.map_or(Value::Null, |s| {
+                    json!({"tokens": s.tokens, "doc_starts": s.doc_starts, "open_doc": s.open_doc})
+                }),
+            );
+        }
+        let data = serde_json::to_vec(&journal)
+            .map_err(|e| Error::InvalidArgument(format!("journal: {e}")))?;
+        output::write_atomic(&self.journal, &data)?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    fn report(&mut self) -> Result<()> {
+        let p = Progress {
+            bytes_done: self.raw_done,
+            bytes_total: self.total,
+            tokens: self.counts.tokens,
+            documents: self.counts.documents,
+        };
+        (self.progress)(&p)
+    }
+}
+
+impl pipeline::Handler for ShardHandler<'_> {
+    fn done(&mut self, done: pipeline::Done) -> Result<()> {
+        let shards_before = self.writer.done().len();
+        self.writer
+            .write(&done.encoded.bytes, &done.encoded.doc_starts)?;
+        self.counts.add(&done.encoded);
+        self.position = done.end;
+        self.raw_done = done.raw_done;
+        if self.writer.done().len() != shards_before || self.last_checkpoint.elapsed() >= self.every
+        {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        self.report()
+    }
+}
+
+fn shard_state_from_json(v: &Value) -> Option<shards::ShardState> {
+    if v.is_null() {
+        return Some(shards::ShardState::default());
+    }
+    Some(shards::ShardState {
+        tokens: v.get("tokens")?.as_u64()?,
+        doc_starts: v
+            .get("doc_starts")?
+            .as_array()?
+            .iter()
+            .map(Value::as_u64)
+            .collect::<Option<Vec<u64>>>()?,
+        open_doc: match v.get("open_doc")? {
+            Value::Null => None,
+            other => Some(other.as_u64()?),
+        },
+    })
+}
+
+/// Tokenizes `inputs` into numbered shards next to `out` and their manifest (see
+/// [`shards`]); returns the manifest with a `"run"` entry.
+pub fn tokenize_shards(
+    encoder: &Encoder,
+    inputs: &[Input],
+    out: &Path,
+    settings: &Settings,
+    spec: &ShardSpec,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&Progress) -> Result<()>,
+) -> Result<Value> {
+    let started = Instant::now();
+    check_inputs(inputs, settings, encoder)?;
+    check_output_dir(out)?;
+    let dtype = encoder.dtype();
+    spec.check(out, dtype, encoder.bpe.max_token_value())?;
+    let names = shards::ShardNames::new(out);
+    let identities = source::identify(inputs)?;
+    let described = output::describe_inputs(inputs, &identities);
+    let identity = shard_identity(encoder, settings, dtype, spec);
+    let total = total_bytes(&described);
+    let same_inputs = |v: &Value, key: &str| {
+        v.get(key).and_then(Value::as_array).is_some_and(|old| {
+            old.len() == described.len()
+                && old
+                    .iter()
+                    .zip(&described)
+                    .all(|(a, b)| output::same_input(Some(a), Some(b)))
+        })
+    };
+    if options.resume {
+        if let Some(mut manifest) = output::read_json(&names.manifest()) {
+            let same = manifest.get("kind").and_then(Value::as_str) == Some(shards::MANIFEST_KIND)
+                && ["encoding", "settings", "dtype", "sharding"]
+                    .iter()
+                    .all(|k| manifest.get(k) == identity.get(k))
+                && same_inputs(&manifest, "inputs")
+                && manifest
+                    .get("shards")
+                    .and_then(|s| shards::entries_from_json(s, &names))
+                    .is_some();
+            if same {
+                let tokens = manifest
+                    .get("token_count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let documents = manifest
+                    .get("document_count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                progress(&Progress {
+                    bytes_done: total,
+                    bytes_total: total,
+                    tokens,
+                    documents,
+                })?;
+                if let Value::Object(map) = &mut manifest {
+                    map.insert(
+                        "run".into(),
+                        json!({"up_to_date": true, "seconds": started.elapsed().as_secs_f64(),
+                               "resumed_bytes": total, "note": null}),
+                    );
+                }
+                return Ok(manifest);
+            }
+        }
+    }
+    let mut note = None;
+    let mut resume = None;
+    if options.resume {
+        if let Some(journal) = output::read_json(&names.journal()) {
+            let point = output::resume_point(
+                &journal,
+                &names.journal(),
+                SHARD_JOURNAL_KIND,
+                &identity,
+                &described,
+            )
+            .and_then(|(position, counts)| {
+                let done = journal
+                    .get("done")
+                    .and_then(|d| shards::entries_from_json(d, &names))
+                    .ok_or("a shard it completed is missing or changed")?;
+                let state = journal
+                    .get("current")
+                    .and_then(shard_state_from_json)
+                    .ok_or("its state of the shard being written is damaged")?;
+                Ok((position, counts, done, state))
+            });
+            match point {
+                Ok(point) => resume = Some(point),
+                Err(why) => note = Some(format!("cannot resume the earlier run: {why}")),
+            }
+        }
+    }
+    let (start_position, counts, writer) = match resume {
+        Some((position, counts, done, state)) => {
+            let writer = ShardWriter::resume(out, spec.clone(), dtype, done, Some(state));
+            match writer {
+                Ok(w) => (position, counts, w),
+                Err(error) => return Err(error),
+            }
+        }
+        None => {
+            remove_old_shards(&names)?;
+            let counts = output::Counts {
+                per_file: vec![work::FileCount::default(); inputs.len()],
+                ..output::Counts::default()
+            };
+            (
+                Position::default(),
+                counts,
+                ShardWriter::create(out, spec.clone(), dtype)?,
+            )
+        }
+    };
+    let resumed = counts.tokens > 0 || start_position != Position::default();
+    let resumed_text_bytes = counts.text_bytes;
+    let raw_before: u64 = described
+        .iter()
+        .take(start_position.file)
+        .filter_map(|v| v.get("bytes").and_then(Value::as_u64))
+        .sum();
+    let resumed_bytes = raw_before
+        + start_position.offset.min(
+            described
+                .get(start_position.file)
+                .and_then(|v| v.get("bytes").and_then(Value::as_u64))
+                .unwrap_or(0),
+        );
+    let mut head = identity.clone();
+    if let Value::Object(map) = &mut head {
+        map.insert("kind".into(), SHARD_JOURNAL_KIND.into());
+        map.insert("version".into(), 1.into());
+        map.insert("inputs".into(), Value::Array(described.clone()));
+    }
+    let mut handler = ShardHandler {
+        writer,
+        counts,
+        position: start_position.clone(),
+        raw_done: raw_before,
+        head,
+        journal: names.journal(),
+        last_checkpoint: Instant::now(),
+        every: options.checkpoint_every,
+        progress,
+        total,
+    };
+    handler.checkpoint()?;
+    let plan = pipeline::Plan {
+        bpe: &encoder.bpe,
+        settings,
+        inputs,
+        identities: &identities,
+        start: &start_position,
+        raw_before,
+        dtype: Some(dtype),
+        threads: crate::parallel::effective_threads(options.threads, usize::MAX),
+        job_bytes: options.job_bytes.max(1),
+        cuttable: encoder.cuttable(),
+    };
+    if let Err(error) = pipeline::run(&plan, &mut handler) {
+        let _ = handler.checkpoint();
+        return Err(error);
+    }
+    handler.raw_done = total;
+    if let Err(error) = handler.report() {
+        let _ = handler.checkpoint();
+        return Err(error);
+    }
+    let counts = handler.counts.clone();
+    let entries = match handler.writer.finish() {
+        Ok(entries) => entries,
+        Err(error) => return Err(error),
+    };
+    let mut head = identity;
+    if let Value::Object(map) = &mut head {
+        map.insert(
+            "eot_token".into(),
+            settings.eot.map_or(Value::Null, Value::from),
+        );
+        map.insert("input_bytes".into(), total.into());
+        map.insert("text_bytes".into(), counts.text_bytes.into());
+        map.insert("replaced_invalid_utf8".into(), counts.replaced.into());
+        map.insert(
+            "inputs".into(),
+            Value::Array(inputs_summary(&described, &counts.per_file)),
+        );
+        map.insert("fastllm_version".into(), env!("CARGO_PKG_VERSION").into());
+    }
+    let mut manifest = shards::manifest(&head, spec, dtype, &entries);
+    write_manifest(&names.manifest(), &manifest)?;
+    let _ = std::fs::remove_file(names.journal());
+    if let Value::Object(map) = &mut manifest {
+        map.insert(
+            "run".into(),
+            json!({
+                "up_to_date": false,
+                "resumed": resumed,
+                "resumed_bytes": if resumed { resumed_bytes } else { 0 },
+                "resumed_text_bytes": resumed_text_bytes,
+                "seconds": started.elapsed().as_secs_f64(),
+                "note": note,
+            }),
+        );
+    }
+    Ok(manifest)
+}
+
+/// Writes a shard manifest atomically.
+pub fn write_manifest(path: &Path, manifest: &Value) -> Result<()> {
+    let data = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| Error::InvalidArgument(format!("manifest: {e}")))?;
+    output::write_atomic(path, &data)
 }

@@ -73,7 +73,7 @@ pub fn write_error(path: &Path, e: &std::io::Error) -> Error {
 /// Writes `data` to `path` through a temporary file and a rename. Not synced: the journal and
 /// the sidecar are written after the data they describe is synced, so losing them in a crash
 /// only makes the output look less complete than it is, never more.
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+pub(super) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = with_suffix(path, ".tmp");
     let written = (|| {
         let mut file = File::create(&tmp)?;
@@ -112,7 +112,7 @@ pub fn identity(encoder: &Encoder, settings: &Settings, dtype: Dtype) -> Value {
     })
 }
 
-fn same_input(a: Option<&Value>, b: Option<&Value>) -> bool {
+pub(super) fn same_input(a: Option<&Value>, b: Option<&Value>) -> bool {
     let key = |v: Option<&Value>| {
         v.map(|v| {
             (
@@ -142,7 +142,22 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn to_json(&self) -> Value {
+    /// Adds an encoded job's counts.
+    pub fn add(&mut self, encoded: &super::work::Encoded) {
+        self.tokens += encoded.tokens;
+        self.documents += encoded.doc_starts.len() as u64;
+        self.replaced += encoded.replaced;
+        for &(file, add) in &encoded.files {
+            if let Some(slot) = self.per_file.get_mut(file) {
+                slot.tokens += add.tokens;
+                slot.documents += add.documents;
+                slot.text_bytes += add.text_bytes;
+            }
+            self.text_bytes += add.text_bytes;
+        }
+    }
+
+    pub(super) fn to_json(&self) -> Value {
         json!({
             "tokens": self.tokens,
             "documents": self.documents,
@@ -156,7 +171,7 @@ impl Counts {
         })
     }
 
-    fn from_json(v: &Value, n_files: usize) -> Option<Self> {
+    pub(super) fn from_json(v: &Value, n_files: usize) -> Option<Self> {
         let int = |name: &str| v.get(name).and_then(Value::as_u64);
         let mut per_file = vec![FileCount::default(); n_files];
         for (slot, item) in per_file
@@ -180,11 +195,11 @@ impl Counts {
     }
 }
 
-fn position_json(p: &Position) -> Value {
+pub(super) fn position_json(p: &Position) -> Value {
     json!({"file": p.file, "offset": p.offset, "line": p.line, "in_doc": p.in_doc})
 }
 
-fn position_from_json(v: &Value) -> Option<Position> {
+pub(super) fn position_from_json(v: &Value) -> Option<Position> {
     Some(Position {
         file: usize::try_from(v.get("file")?.as_u64()?).ok()?,
         offset: v.get("offset")?.as_u64()?,
@@ -203,7 +218,7 @@ pub enum Start {
     Fresh(Option<String>),
 }
 
-fn read_json(path: &Path) -> Option<Value> {
+pub(super) fn read_json(path: &Path) -> Option<Value> {
     let data = fs::read(path).ok()?;
     serde_json::from_slice(&data).ok()
 }
@@ -253,19 +268,47 @@ pub fn plan_start(
         }));
     };
     let cannot = |why: String| Start::Fresh(Some(format!("cannot resume the earlier run: {why}")));
-    if journal.get("kind").and_then(Value::as_str) != Some(JOURNAL_KIND) {
-        return cannot(format!(
+    let (position, counts) =
+        match resume_point(&journal, &paths.journal, JOURNAL_KIND, identity, inputs) {
+            Ok(point) => point,
+            Err(why) => return cannot(why),
+        };
+    let need_bin = counts.tokens * itemsize;
+    let need_idx = counts.documents * 8;
+    if file_len(&paths.partial_bin).unwrap_or(0) < need_bin
+        || file_len(&paths.partial_idx).unwrap_or(0) < need_idx
+    {
+        return cannot("the partial files are shorter than its last checkpoint".into());
+    }
+    Start::Resume(position, counts)
+}
+
+/// Where a journal of `kind` says its run got to, if this run (`identity`, `inputs`) may go on
+/// from there; else why not.
+pub fn resume_point(
+    journal: &Value,
+    journal_path: &Path,
+    kind: &str,
+    identity: &Value,
+    inputs: &[Value],
+) -> std::result::Result<(Position, Counts), String> {
+    if journal.get("kind").and_then(Value::as_str) != Some(kind) {
+        return Err(format!(
             "{} is not a fastllm journal",
-            paths.journal.display()
+            journal_path.display()
         ));
     }
     for (key, what) in [
         ("encoding", "the encoding differs"),
         ("settings", "the settings differ (eot, errors or field)"),
         ("dtype", "the token dtype differs"),
+        (
+            "sharding",
+            "the shard settings differ (layout, shard or validation size)",
+        ),
     ] {
         if journal.get(key) != identity.get(key) {
-            return cannot(format!("{what} from this run's"));
+            return Err(format!("{what} from this run's"));
         }
     }
     let (Some(position), Some(counts)) = (
@@ -274,7 +317,7 @@ pub fn plan_start(
             .get("counts")
             .and_then(|c| Counts::from_json(c, inputs.len())),
     ) else {
-        return cannot(format!("{} is damaged", paths.journal.display()));
+        return Err(format!("{} is damaged", journal_path.display()));
     };
     let old_inputs = journal
         .get("inputs")
@@ -284,7 +327,7 @@ pub fn plan_start(
     // Files fully read, plus the one being read at the checkpoint, must be unchanged.
     let needed = position.file + usize::from(position.offset > 0 || position.in_doc);
     if needed > inputs.len() {
-        return cannot("this run has fewer inputs".into());
+        return Err("this run has fewer inputs".into());
     }
     for i in 0..needed {
         if !same_input(old_inputs.get(i), inputs.get(i)) {
@@ -293,20 +336,13 @@ pub fn plan_start(
                 .and_then(|v| v.get("path"))
                 .and_then(Value::as_str)
                 .unwrap_or("?");
-            return cannot(format!(
+            return Err(format!(
                 "input {} ({path}) is not the same file as then (path, size, mtime or content differ)",
                 i + 1
             ));
         }
     }
-    let need_bin = counts.tokens * itemsize;
-    let need_idx = counts.documents * 8;
-    if file_len(&paths.partial_bin).unwrap_or(0) < need_bin
-        || file_len(&paths.partial_idx).unwrap_or(0) < need_idx
-    {
-        return cannot("the partial files are shorter than its last checkpoint".into());
-    }
-    Start::Resume(position, counts)
+    Ok((position, counts))
 }
 
 /// Writes tokens and document starts in order, with checkpoints.
@@ -394,18 +430,7 @@ impl Writer {
                 .write_all(&(self.counts.tokens + start).to_le_bytes())
                 .map_err(|e| write_error(&self.paths.partial_idx, &e))?;
         }
-        let c = &mut self.counts;
-        c.tokens += encoded.tokens;
-        c.documents += encoded.doc_starts.len() as u64;
-        c.replaced += encoded.replaced;
-        for &(file, add) in &encoded.files {
-            if let Some(slot) = c.per_file.get_mut(file) {
-                slot.tokens += add.tokens;
-                slot.documents += add.documents;
-                slot.text_bytes += add.text_bytes;
-            }
-            c.text_bytes += add.text_bytes;
-        }
+        self.counts.add(encoded);
         self.position = end.clone();
         self.unsynced += encoded.bytes.len() as u64;
         if self.last_checkpoint.elapsed() >= self.every {
@@ -486,13 +511,41 @@ impl Writer {
         let data = serde_json::to_vec_pretty(sidecar)
             .map_err(|e| Error::InvalidArgument(format!("sidecar: {e}")))?;
         let p = &self.paths;
-        // An old sidecar would describe the old tokens while the new ones move in.
-        if p.meta.exists() {
-            fs::remove_file(&p.meta).map_err(|e| write_error(&p.meta, &e))?;
+        // The sidecar is written and synced before anything is renamed; the token file is
+        // renamed last, so the three files appear together or the token file not at all (a
+        // failure here, a full disk included, leaves the partial files and the journal, and a
+        // rerun resumes at the end).
+        let meta_tmp = with_suffix(&p.meta, ".tmp");
+        let written = (|| {
+            let mut file = File::create(&meta_tmp)?;
+            file.write_all(&data)?;
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&meta_tmp);
+            return Err(write_error(&p.meta, &e));
+        }
+        // An old token file must not be seen with the new sidecar.
+        for old in [&p.bin, &p.idx] {
+            match fs::remove_file(old) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(write_error(old, &e)),
+            }
         }
         fs::rename(&p.partial_idx, &p.idx).map_err(|e| write_error(&p.idx, &e))?;
+        fs::rename(&meta_tmp, &p.meta).map_err(|e| write_error(&p.meta, &e))?;
         fs::rename(&p.partial_bin, &p.bin).map_err(|e| write_error(&p.bin, &e))?;
-        write_atomic(&p.meta, &data)?;
+        if let Some(dir) = p.bin.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
         let _ = fs::remove_file(&p.journal);
         Ok(())
     }
@@ -504,9 +557,15 @@ impl Drop for Writer {
     }
 }
 
-/// Removes what an earlier run left (partial files, journal), when not resuming from them.
+/// Removes what an earlier run left (partial files, journal), when not resuming from them, and
+/// a token file without its sidecar (an orphan of an older fastllm that would only take space).
 pub fn remove_partials(paths: &Paths) -> Result<()> {
-    for path in [&paths.partial_bin, &paths.partial_idx, &paths.journal] {
+    let orphan = !paths.meta.exists() && paths.idx.exists();
+    let mut doomed = vec![&paths.partial_bin, &paths.partial_idx, &paths.journal];
+    if orphan {
+        doomed.extend([&paths.bin, &paths.idx]);
+    }
+    for path in doomed {
         match fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -16,7 +16,8 @@
 //!   if the run holds a `\r` or `\n`, the run up to and including the last of them; else the
 //!   run less its last char if that leaves at least one char; else the one whitespace char.
 
-use super::tables::{class_at, class_non_ascii, run, run_letters, BYTE_CLASS, L, N, NA, O, W};
+use super::scan::{contraction_end, digits_end, run, run_letters, whitespace_end};
+use super::tables::{class_at, class_non_ascii, Coarse, BYTE_CLASS, L, N, O, W};
 
 /// The end of the piece that starts at `i` (a char boundary of the `str` whose bytes are
 /// `bytes`, `i < bytes.len()`); always > `i`.
@@ -37,12 +38,12 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
                     _ => {}
                 }
             }
-            whitespace_end(bytes, i, 1)
+            whitespace_end::<Coarse, true, true>(bytes, i, 1)
         }
-        N => digits_end(bytes, i + 1),
+        N => digits_end::<Coarse>(bytes, i + 1),
         O => {
             if b0 == b'\'' {
-                if let Some(end) = contraction_end(bytes, i + 1) {
+                if let Some(end) = contraction_end::<true>(bytes, i + 1) {
                     return end;
                 }
             }
@@ -50,14 +51,14 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
         }
         _ => match class_non_ascii(bytes, i, b0) {
             (L, l0) => run_letters(bytes, i + l0),
-            (N, l0) => digits_end(bytes, i + l0),
+            (N, l0) => digits_end::<Coarse>(bytes, i + l0),
             (O, l0) => other_end(bytes, i, l0),
             (_, l0) => {
                 // Non-ASCII whitespace: never `\r` or `\n`.
                 if let Some((L, l1)) = class_at(bytes, i + l0) {
                     return run_letters(bytes, i + l0 + l1);
                 }
-                whitespace_end(bytes, i, l0)
+                whitespace_end::<Coarse, true, true>(bytes, i, l0)
             }
         },
     }
@@ -73,18 +74,6 @@ fn other_end(bytes: &[u8], i: usize, l0: usize) -> usize {
     }
 }
 
-/// `\p{N}{1,3}+`, the first digit ending at `j`.
-#[inline(always)]
-fn digits_end(bytes: &[u8], mut j: usize) -> usize {
-    for _ in 0..2 {
-        match class_at(bytes, j) {
-            Some((N, len)) => j += len,
-            _ => break,
-        }
-    }
-    j
-}
-
 /// `[\r\n]*+` at `j`.
 #[inline(always)]
 fn newlines_end(bytes: &[u8], mut j: usize) -> usize {
@@ -92,62 +81,6 @@ fn newlines_end(bytes: &[u8], mut j: usize) -> usize {
         j += 1;
     }
     j
-}
-
-/// `(?i:[sdmt]|ll|ve|re)` at `j` (just after a `'`): the end of the contraction, if any.
-#[inline(always)]
-fn contraction_end(bytes: &[u8], j: usize) -> Option<usize> {
-    let second = |c: u8| {
-        bytes
-            .get(j + 1)
-            .is_some_and(|b| b.to_ascii_lowercase() == c)
-    };
-    match bytes.get(j)?.to_ascii_lowercase() {
-        b's' | b'd' | b'm' | b't' => Some(j + 1),
-        b'l' if second(b'l') => Some(j + 2),
-        b'v' | b'r' if second(b'e') => Some(j + 2),
-        // U+017F LATIN SMALL LETTER LONG S, which folds to `s`.
-        0xC5 if bytes.get(j + 1) == Some(&0xBF) => Some(j + 2),
-        _ => None,
-    }
-}
-
-/// `\s++$|\s*[\r\n]|\s+(?!\S)|\s` at `i`, whose whitespace char is `l0` bytes long.
-#[inline(always)]
-fn whitespace_end(bytes: &[u8], i: usize, l0: usize) -> usize {
-    let mut last = i;
-    let mut after_newline = match bytes.get(i) {
-        Some(b'\r' | b'\n') => i + 1,
-        _ => 0,
-    };
-    let mut j = i + l0;
-    loop {
-        let Some(&b) = bytes.get(j) else {
-            // `\s++$`: the run reaches the end of the text.
-            return j;
-        };
-        let (c, len) = match BYTE_CLASS[b as usize] {
-            NA => class_non_ascii(bytes, j, b),
-            c => (c, 1),
-        };
-        if c != W {
-            break;
-        }
-        if b == b'\r' || b == b'\n' {
-            after_newline = j + 1;
-        }
-        last = j;
-        j += len;
-    }
-    if after_newline != 0 {
-        // `\s*[\r\n]`: up to the last newline of the run.
-        after_newline
-    } else if last > i {
-        // `\s+(?!\S)`: all but the last char of the run.
-        last
-    } else {
-        j
-    }
 }
 
 #[cfg(test)]

@@ -216,11 +216,7 @@ mod tests {
     ];
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 3000,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::pretok::tests::proptest_config(3000))]
 
         #[test]
         fn safe_cuts_keep_the_pieces(parts in proptest::collection::vec(0..PARTS.len(), 0..40)) {
@@ -235,23 +231,7 @@ mod tests {
             "def f(x):\n    return x  \n\nclass A:\n  pass\n\r\nHello world. It's 2024!\n\
              x\ny\n.\n,\n'\ns don't  stop\n\ta b\n\u{a0}c d\n/path/to\na.\n/b\n!\n/x\n/y\n'll\nDON'T\n",
         )?;
-        let lines = [
-            "def f(x):",
-            "    return x  ",
-            "class A:  # comment",
-            "x = 1;",
-            "/path/to/file",
-            "'s 've it's DON'T",
-            "12345678 numbers 1,000.5",
-            "  \t  ",
-            "émoji 😀 ünïcödé Привет мир 你好",
-            "a.",
-            "/b",
-            "c\r",
-            "end:",
-            "",
-            ")",
-        ];
+        let lines = crate::pretok::tests::CODE_AND_PROSE;
         let text: String = (0..60)
             .map(|i| lines[i * 7 % lines.len()].to_string() + "\n")
             .collect();

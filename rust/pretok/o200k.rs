@@ -32,6 +32,8 @@
 //! Every scan is a forward pass over one run; a word that backs off leaves only Lu/Lt chars
 //! that the next piece takes in one more pass, so each byte is read at most three times.
 
+use super::scan::{ascii_letters, contraction_end as after_apostrophe, digits_end, whitespace_end};
+use super::tables::{class_at_in, decode_class, lookup, Classes};
 use super::ucd_o200k::{STAGE1, STAGE2};
 
 /// Class bit: in `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]`.
@@ -82,48 +84,42 @@ const fn build_byte_class() -> [u8; 256] {
     t
 }
 
-/// The class of a code point: `STAGE1[cp >> 8]` names a block of 256 code points, whose classes
-/// `STAGE2` holds at 4 bits each. Code points past `STAGE1` are all [`C_OTHER`].
-#[inline(always)]
+/// The o200k table (`ucd_o200k.rs`, 4 bits per code point).
+pub(super) struct Fine;
+
+impl Classes for Fine {
+    const BITS: u32 = 4;
+    const PAST: u8 = C_OTHER;
+    const NA: u8 = NA;
+    const SPACE: u8 = C_SPACE;
+    const NUM: u8 = C_NUM;
+    #[inline(always)]
+    fn byte_class() -> &'static [u8; 256] {
+        &BYTE_CLASS
+    }
+    #[inline(always)]
+    fn stages() -> (&'static [u8], &'static [u8]) {
+        (&STAGE1, &STAGE2)
+    }
+}
+
+/// The class of a code point. Code points past `STAGE1` are all [`C_OTHER`].
+#[cfg(test)]
 pub(super) fn class_of(cp: u32) -> u8 {
-    let Some(&block) = STAGE1.get((cp >> 8) as usize) else {
-        return C_OTHER;
-    };
-    let byte = STAGE2
-        .get(((block as usize) << 7) | ((cp as usize & 0xFF) >> 1))
-        .copied()
-        .unwrap_or(C_OTHER);
-    (byte >> ((cp & 1) << 2)) & 0xF
+    lookup::<Fine>(cp)
 }
 
 /// Decodes the multi-byte UTF-8 sequence at `i` (lead byte `b0` >= 0x80) and returns its class
 /// and length; on bytes that are not a `str`'s char boundary it still returns, meaninglessly.
 #[inline(always)]
 fn class_non_ascii(bytes: &[u8], i: usize, b0: u8) -> (u8, usize) {
-    let b1 = u32::from(bytes.get(i + 1).copied().unwrap_or(0) & 0x3F);
-    if b0 < 0xE0 {
-        return (class_of((u32::from(b0 & 0x1F) << 6) | b1), 2);
-    }
-    let b2 = u32::from(bytes.get(i + 2).copied().unwrap_or(0) & 0x3F);
-    if b0 < 0xF0 {
-        return (class_of((u32::from(b0 & 0x0F) << 12) | (b1 << 6) | b2), 3);
-    }
-    let b3 = u32::from(bytes.get(i + 3).copied().unwrap_or(0) & 0x3F);
-    (
-        class_of((u32::from(b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3),
-        4,
-    )
+    decode_class::<Fine>(bytes, i, b0)
 }
 
 /// The class and UTF-8 length of the char at `i`, or `None` at the end.
 #[inline(always)]
 pub(super) fn class_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
-    let b0 = *bytes.get(i)?;
-    let c = BYTE_CLASS[b0 as usize];
-    if c != NA {
-        return Some((c, 1));
-    }
-    Some(class_non_ascii(bytes, i, b0))
+    class_at_in::<Fine>(bytes, i)
 }
 
 /// The end of the piece that starts at `i` (a char boundary of the `str` whose bytes are
@@ -153,7 +149,7 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
         return word_end(bytes, i, c0, l0);
     }
     if c0 == C_NUM {
-        return digits_end(bytes, i + l0);
+        return digits_end::<Fine>(bytes, i + l0);
     }
     // Whitespace or other: the optional prefix of a word, unless it is `\r` or `\n`.
     let next = class_at(bytes, i + l0);
@@ -172,7 +168,7 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
             return punctuation_end(bytes, i + 1 + l1);
         }
     }
-    whitespace_end(bytes, i, l0)
+    whitespace_end::<Fine, true, false>(bytes, i, l0)
 }
 
 /// Alternatives 1 and 2 from the word's first char at `p` (class `c`, `len` bytes, in `UP` or
@@ -212,23 +208,8 @@ fn word_end(bytes: &[u8], p: usize, mut c: u8, mut len: usize) -> usize {
 /// The end of the maximal run of `LOW` chars from `j`, 8 ASCII lower-case letters at a time.
 #[inline(always)]
 fn lower_run(bytes: &[u8], mut j: usize) -> usize {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     loop {
-        while let Some(chunk) = bytes.get(j..).and_then(|rest| rest.first_chunk::<8>()) {
-            let x = u64::from_le_bytes(*chunk);
-            // Per byte (7 bits, so no carries), the high bit of `ge` says ">= b'a'" and that of
-            // `gt` "> b'z'".
-            let v = x & !HIGH;
-            let ge = v + 0x1f1f_1f1f_1f1f_1f1f;
-            let gt = v + 0x0505_0505_0505_0505;
-            let stop = !(ge & !gt & !x) & HIGH;
-            if stop == 0 {
-                j += 8;
-                continue;
-            }
-            j += (stop.trailing_zeros() / 8) as usize;
-            break;
-        }
+        j = ascii_letters::<false>(bytes, j);
         // Byte by byte: the tail, and non-ASCII chars (which may be `LOW`).
         match bytes.get(j) {
             Some(b'a'..=b'z') => j += 1,
@@ -250,31 +231,7 @@ fn contraction_end(bytes: &[u8], j: usize) -> usize {
     if bytes.get(j) != Some(&b'\'') {
         return j;
     }
-    let second = |c: u8| {
-        bytes
-            .get(j + 2)
-            .is_some_and(|b| b.to_ascii_lowercase() == c)
-    };
-    match bytes.get(j + 1).map(u8::to_ascii_lowercase) {
-        Some(b's' | b't' | b'm' | b'd') => j + 2,
-        Some(b'l') if second(b'l') => j + 3,
-        Some(b'r' | b'v') if second(b'e') => j + 3,
-        // U+017F LATIN SMALL LETTER LONG S, which folds to `s`.
-        Some(0xC5) if bytes.get(j + 2) == Some(&0xBF) => j + 3,
-        _ => j,
-    }
-}
-
-/// `\p{N}{1,3}`, the first digit ending at `j`.
-#[inline(always)]
-fn digits_end(bytes: &[u8], mut j: usize) -> usize {
-    for _ in 0..2 {
-        match class_at(bytes, j) {
-            Some((C_NUM, len)) => j += len,
-            _ => break,
-        }
-    }
-    j
+    after_apostrophe::<true>(bytes, j + 1).unwrap_or(j)
 }
 
 /// `[^\s\p{L}\p{N}]+[\r\n/]*` from `j`, just after its first char.
@@ -294,47 +251,6 @@ fn punctuation_end(bytes: &[u8], mut j: usize) -> usize {
         j += 1;
     }
     j
-}
-
-/// `\s*[\r\n]+|\s+(?!\S)|\s+` at `i`, whose whitespace char is `l0` bytes long.
-#[inline(always)]
-fn whitespace_end(bytes: &[u8], i: usize, l0: usize) -> usize {
-    let mut last = i;
-    let mut after_newline = match bytes.get(i) {
-        Some(b'\r' | b'\n') => i + 1,
-        _ => 0,
-    };
-    let mut j = i + l0;
-    let at_end = loop {
-        let Some(&b) = bytes.get(j) else {
-            break true;
-        };
-        let (c, len) = match BYTE_CLASS[b as usize] {
-            NA => class_non_ascii(bytes, j, b),
-            c => (c, 1),
-        };
-        if c != C_SPACE {
-            break false;
-        }
-        if b == b'\r' || b == b'\n' {
-            after_newline = j + 1;
-        }
-        last = j;
-        j += len;
-    };
-    if after_newline != 0 {
-        // `\s*[\r\n]+`: up to the last newline of the run.
-        after_newline
-    } else if at_end {
-        // `\s+(?!\S)` at the end of the text.
-        j
-    } else if last > i {
-        // `\s+(?!\S)`: all but the last char of the run.
-        last
-    } else {
-        // `\s+`: the one char.
-        j
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 //!   the run less its last char if that leaves at least one char (`\s+(?!\S)` backs off one
 //!   char, so that the last space can start the next piece); else the one whitespace char.
 
-use super::tables::{class_at, class_non_ascii, run, run_letters, BYTE_CLASS, L, N, NA, O, W};
+use super::scan::{contraction_end, run, run_letters, whitespace_end};
+use super::tables::{class_at, class_non_ascii, Coarse, BYTE_CLASS, L, N, O, W};
 
 /// The end of the piece that starts at `i` (a char boundary of the `str` whose bytes are
 /// `bytes`, `i < bytes.len()`); always > `i`.
@@ -34,12 +35,12 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
                     }
                 }
             }
-            whitespace_end(bytes, i, 1)
+            whitespace_end::<Coarse, false, true>(bytes, i, 1)
         }
         N => run(bytes, i + 1, N),
         O => {
             if b0 == b'\'' {
-                if let Some(end) = contraction_end(bytes, i + 1) {
+                if let Some(end) = contraction_end::<false>(bytes, i + 1) {
                     return end;
                 }
             }
@@ -49,49 +50,10 @@ pub(super) fn piece_end(bytes: &[u8], i: usize) -> usize {
             let (c0, l0) = class_non_ascii(bytes, i, b0);
             match c0 {
                 L => run_letters(bytes, i + l0),
-                W => whitespace_end(bytes, i, l0),
+                W => whitespace_end::<Coarse, false, true>(bytes, i, l0),
                 _ => run(bytes, i + l0, c0),
             }
         }
-    }
-}
-
-/// `(?:[sdmt]|ll|ve|re)` at `j` (just after a `'`): the end of the contraction, if any.
-#[inline(always)]
-fn contraction_end(bytes: &[u8], j: usize) -> Option<usize> {
-    match *bytes.get(j)? {
-        b's' | b'd' | b'm' | b't' => Some(j + 1),
-        b'l' if bytes.get(j + 1) == Some(&b'l') => Some(j + 2),
-        b'v' | b'r' if bytes.get(j + 1) == Some(&b'e') => Some(j + 2),
-        _ => None,
-    }
-}
-
-/// `\s++$|\s+(?!\S)|\s` at `i`, whose whitespace char is `l0` bytes long.
-#[inline(always)]
-fn whitespace_end(bytes: &[u8], i: usize, l0: usize) -> usize {
-    let mut last = i;
-    let mut j = i + l0;
-    loop {
-        let Some(&b) = bytes.get(j) else {
-            // `\s++$`: the run reaches the end of the text.
-            return j;
-        };
-        let (c, len) = match BYTE_CLASS[b as usize] {
-            NA => class_non_ascii(bytes, j, b),
-            c => (c, 1),
-        };
-        if c != W {
-            break;
-        }
-        last = j;
-        j += len;
-    }
-    // `\s+(?!\S)`: all but the last char of the run, when that is not empty; else `\s`.
-    if last > i {
-        last
-    } else {
-        j
     }
 }
 

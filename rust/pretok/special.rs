@@ -8,9 +8,12 @@
 //! the subset would hide a shorter one inside it), so the automaton reports overlapping matches
 //! and the search stops once no later match can start at or before the best one found.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 use crate::error::{Error, Result};
+
+/// Special tokens longer than this build a non-DFA automaton (see `SpecialMatcher::new`).
+const LONG_TOKEN: usize = 256;
 
 /// An automaton over a list of special tokens; matches are reported by index into that list.
 #[derive(Clone, Debug)]
@@ -31,11 +34,15 @@ impl SpecialMatcher {
                 empty.as_ref()
             )));
         }
+        let longest = tokens.iter().map(|t| t.as_ref().len()).max().unwrap_or(0);
+        // The DFA that the crate picks for a few tokens costs time quadratic in a long
+        // repetitive token (a 128 KB name took 64 s to build); the contiguous NFA is linear.
+        let kind = (longest > LONG_TOKEN).then_some(AhoCorasickKind::ContiguousNFA);
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            .kind(kind)
             .build(tokens.iter().map(AsRef::as_ref))
             .map_err(|e| Error::InvalidArgument(format!("special tokens: {e}")))?;
-        let longest = tokens.iter().map(|t| t.as_ref().len()).max().unwrap_or(0);
         Ok(Some(SpecialMatcher { automaton, longest }))
     }
 
@@ -125,6 +132,21 @@ mod tests {
                 ("y ", None),
                 ("<|a|>", Some(0))
             ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn long_repetitive_token() -> Result<()> {
+        let long = "<".repeat(1 << 17);
+        let Some(m) = SpecialMatcher::new(&[long.as_str(), "<|x|>"])? else {
+            return Err(Error::Interrupted);
+        };
+        let text = format!("a{long}b<|x|>");
+        assert_eq!(m.find(&text, 0, |_| true), Some((1, 1 + long.len(), 0)));
+        assert_eq!(
+            m.find(&text, 0, |i| i == 1),
+            Some((2 + long.len(), 7 + long.len(), 1))
         );
         Ok(())
     }

@@ -90,16 +90,39 @@ impl Splitter {
                 Ok(())
             }
             Splitter::Regex { regex, pattern } => {
+                let mut covered = 0;
                 for found in regex.find_iter(segment) {
                     let found = found.map_err(|e| Error::PatternFailed {
                         pattern: pattern.clone(),
                         reason: e.to_string(),
                     })?;
+                    if found.start() != covered {
+                        return Err(gap(pattern, segment, covered));
+                    }
+                    covered = found.end();
                     f(found.as_str())?;
+                }
+                if covered != segment.len() {
+                    return Err(gap(pattern, segment, covered));
                 }
                 Ok(())
             }
         }
+    }
+}
+
+/// The error for text that the pattern's matches leave out. tiktoken drops such text silently
+/// (`pat_str=""` encodes every text to `[]`); fastllm refuses, since lost text is never wanted.
+fn gap(pattern: &str, segment: &str, at: usize) -> Error {
+    let rest = segment.get(at..).unwrap_or_default();
+    Error::PatternFailed {
+        pattern: crate::error::clip(pattern, 200),
+        reason: format!(
+            "its matches do not cover the text: nothing matches at byte {at} ({:?}); a \
+             pre-tokenizer pattern must match every character (end it with an alternative such \
+             as '|\\s+|.' to keep all text)",
+            crate::error::clip(rest, 20)
+        ),
     }
 }
 
@@ -143,6 +166,20 @@ mod tests {
         let bad = Splitter::new("(unclosed").map(|_| ());
         assert!(
             matches!(bad, Err(Error::InvalidPattern { ref pattern, .. }) if pattern == "(unclosed")
+        );
+        for (pattern, text, at) in [("", "hi", 0), ("a", "aab", 2), ("b", "ab", 0)] {
+            let err = Splitter::new(pattern).and_then(|s| s.for_each_piece(text, |_| Ok(())));
+            let message = err.map_err(|e| e.to_string());
+            assert!(
+                message
+                    .as_ref()
+                    .is_err_and(|m| m.contains(&format!("nothing matches at byte {at} "))),
+                "{message:?}"
+            );
+        }
+        assert_eq!(
+            Splitter::new("").and_then(|s| s.for_each_piece("", |_| Ok(()))),
+            Ok(())
         );
         let stop = Splitter::new(patterns::R50K)
             .and_then(|s| s.for_each_piece("a b", |_| Err(Error::Interrupted)));

@@ -37,112 +37,127 @@ const fn build_byte_class() -> [u8; 256] {
     t
 }
 
-/// The class ([`L`], [`N`], [`W`] or [`O`]) of a code point.
-#[inline(always)]
-pub(super) fn class_of(cp: u32) -> u8 {
-    let Some(&block) = STAGE1.get((cp >> 8) as usize) else {
-        return O;
-    };
-    let byte = STAGE2
-        .get(((block as usize) << 6) | ((cp as usize & 0xFF) >> 2))
-        .copied()
-        .unwrap_or(0xFF);
-    (byte >> ((cp & 3) << 1)) & 3
+/// A class table: ASCII through a 256-entry byte table ([`Classes::NA`] for bytes >= 0x80),
+/// other code points through a two-stage table generated into a `ucd*.rs` file:
+/// `STAGE1[cp >> 8]` names a block of 256 code points and `STAGE2` holds the blocks' classes,
+/// [`Classes::BITS`] bits per code point. The lookups below are generic over it, so that each
+/// scanner gets them monomorphised (and inlined) for its own table.
+pub(super) trait Classes {
+    /// Bits per code point in `STAGE2` (2 or 4).
+    const BITS: u32;
+    /// The class of every code point past `STAGE1`.
+    const PAST: u8;
+    /// In the byte table only: a byte >= 0x80.
+    const NA: u8;
+    /// The class of whitespace (`\s`).
+    const SPACE: u8;
+    /// The class of `\p{N}`.
+    const NUM: u8;
+    /// The byte table.
+    fn byte_class() -> &'static [u8; 256];
+    /// `STAGE1` and `STAGE2`.
+    fn stages() -> (&'static [u8], &'static [u8]);
 }
 
-/// Decodes the multi-byte UTF-8 sequence at `i` (its lead byte is >= 0x80) and returns its class
-/// and length. `bytes` must be the bytes of a `str` and `i` a char boundary; on anything else it
-/// still returns without panicking, with a meaningless class.
+/// The r50k / cl100k table: [`L`], [`N`], [`W`], [`O`] at 2 bits (`ucd.rs`).
+pub(super) struct Coarse;
+
+impl Classes for Coarse {
+    const BITS: u32 = 2;
+    const PAST: u8 = O;
+    const NA: u8 = NA;
+    const SPACE: u8 = W;
+    const NUM: u8 = N;
+    #[inline(always)]
+    fn byte_class() -> &'static [u8; 256] {
+        &BYTE_CLASS
+    }
+    #[inline(always)]
+    fn stages() -> (&'static [u8], &'static [u8]) {
+        (&STAGE1, &STAGE2)
+    }
+}
+
+/// The class of a code point in table `T`.
 #[inline(always)]
-pub(super) fn class_non_ascii(bytes: &[u8], i: usize, b0: u8) -> (u8, usize) {
+pub(super) fn lookup<T: Classes>(cp: u32) -> u8 {
+    let (stage1, stage2) = T::stages();
+    let Some(&block) = stage1.get((cp >> 8) as usize) else {
+        return T::PAST;
+    };
+    // Code points per byte of `STAGE2`, and so bytes per block.
+    let per_byte = (8 / T::BITS) as usize;
+    let index = (block as usize) * (256 / per_byte) + ((cp as usize & 0xFF) / per_byte);
+    let Some(&byte) = stage2.get(index) else {
+        return T::PAST;
+    };
+    (byte >> ((cp as usize % per_byte) as u32 * T::BITS)) & ((1 << T::BITS) - 1)
+}
+
+/// Decodes the multi-byte UTF-8 sequence at `i` (its lead byte `b0` is >= 0x80) and returns its
+/// class in `T` and its length. `bytes` must be the bytes of a `str` and `i` a char boundary; on
+/// anything else it still returns without panicking, with a meaningless class.
+#[inline(always)]
+pub(super) fn decode_class<T: Classes>(bytes: &[u8], i: usize, b0: u8) -> (u8, usize) {
     let b1 = u32::from(bytes.get(i + 1).copied().unwrap_or(0) & 0x3F);
     if b0 < 0xE0 {
-        return (class_of((u32::from(b0 & 0x1F) << 6) | b1), 2);
+        return (lookup::<T>((u32::from(b0 & 0x1F) << 6) | b1), 2);
     }
     let b2 = u32::from(bytes.get(i + 2).copied().unwrap_or(0) & 0x3F);
     if b0 < 0xF0 {
-        return (class_of((u32::from(b0 & 0x0F) << 12) | (b1 << 6) | b2), 3);
+        return (
+            lookup::<T>((u32::from(b0 & 0x0F) << 12) | (b1 << 6) | b2),
+            3,
+        );
     }
     let b3 = u32::from(bytes.get(i + 3).copied().unwrap_or(0) & 0x3F);
     (
-        class_of((u32::from(b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3),
+        lookup::<T>((u32::from(b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3),
         4,
     )
+}
+
+/// The class in `T` and the UTF-8 length of the char at `i`, or `None` at the end.
+#[inline(always)]
+pub(super) fn class_at_in<T: Classes>(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
+    let b0 = *bytes.get(i)?;
+    let c = T::byte_class()[b0 as usize];
+    if c != T::NA {
+        return Some((c, 1));
+    }
+    Some(decode_class::<T>(bytes, i, b0))
+}
+
+/// The class ([`L`], [`N`], [`W`] or [`O`]) of a code point.
+#[cfg(test)]
+pub(super) fn class_of(cp: u32) -> u8 {
+    lookup::<Coarse>(cp)
+}
+
+/// [`decode_class`] in the coarse table.
+#[inline(always)]
+pub(super) fn class_non_ascii(bytes: &[u8], i: usize, b0: u8) -> (u8, usize) {
+    decode_class::<Coarse>(bytes, i, b0)
 }
 
 /// The class and UTF-8 length of the char at `i`, or `None` at the end.
 #[inline(always)]
 pub(super) fn class_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
-    let b0 = *bytes.get(i)?;
-    let c = BYTE_CLASS[b0 as usize];
-    if c != NA {
-        return Some((c, 1));
-    }
-    Some(class_non_ascii(bytes, i, b0))
-}
-
-/// The end of the maximal run of chars of class `k` that starts at `i`.
-#[inline(always)]
-pub(super) fn run(bytes: &[u8], mut i: usize, k: u8) -> usize {
-    while let Some(&b) = bytes.get(i) {
-        let c = BYTE_CLASS[b as usize];
-        if c == k {
-            i += 1;
-        } else if c == NA {
-            let (c, len) = class_non_ascii(bytes, i, b);
-            if c != k {
-                return i;
-            }
-            i += len;
-        } else {
-            return i;
-        }
-    }
-    i
-}
-
-/// [`run`] for letters: the same result, 8 ASCII bytes at a time (SWAR), so that a word of up to
-/// 7 letters costs one well-predicted step instead of a branch per letter.
-#[inline(always)]
-pub(super) fn run_letters(bytes: &[u8], mut i: usize) -> usize {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) {
-        let x = u64::from_le_bytes(*chunk);
-        // Fold ASCII upper case onto lower case; then, per byte (7 bits, so no carries), the
-        // high bit of `ge` says ">= b'a'" and that of `gt` "> b'z'".
-        let v = (x | 0x2020_2020_2020_2020) & !HIGH;
-        let ge = v + 0x1f1f_1f1f_1f1f_1f1f;
-        let gt = v + 0x0505_0505_0505_0505;
-        let stop = !(ge & !gt & !x) & HIGH;
-        if stop == 0 {
-            i += 8;
-            continue;
-        }
-        i += (stop.trailing_zeros() / 8) as usize;
-        return match bytes.get(i) {
-            // A non-ASCII char may still be a letter.
-            Some(&b) if b >= 0x80 => run(bytes, i, L),
-            _ => i,
-        };
-    }
-    run(bytes, i, L)
+    class_at_in::<Coarse>(bytes, i)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use fancy_regex::Regex;
 
-    /// Every Unicode scalar value, in order, as one string.
-    fn all_chars() -> String {
-        (0u32..=0x10FFFF).filter_map(char::from_u32).collect()
-    }
-
-    /// The class of every code point (surrogates: [`O`]) according to the regex engine itself.
-    pub(crate) fn engine_classes() -> Result<Vec<u8>, String> {
-        let all = all_chars();
-        let mut classes = vec![O; 0x110000];
-        for (pat, k) in [(r"\p{L}", L), (r"\p{N}", N), (r"\s", W)] {
+    /// The class of every code point according to the regex engine itself: `classes` names
+    /// each class by a pattern that matches one char of it; code points that none matches
+    /// (surrogates included) are `rest`. Errs if a code point is in two classes.
+    pub(crate) fn engine_classes_of(classes: &[(&str, u8)], rest: u8) -> Result<Vec<u8>, String> {
+        let all: String = (0u32..=0x10FFFF).filter_map(char::from_u32).collect();
+        let mut out = vec![rest; 0x110000];
+        for &(pat, k) in classes {
             let re = Regex::new(pat).map_err(|e| e.to_string())?;
             for m in re.find_iter(&all) {
                 let m = m.map_err(|e| e.to_string())?;
@@ -150,31 +165,50 @@ mod tests {
                 let (Some(c), None) = (chars.next(), chars.next()) else {
                     return Err(format!("{pat} matched {:?}", m.as_str()));
                 };
-                let slot = classes
+                let slot = out
                     .get_mut(c as usize)
                     .ok_or_else(|| format!("{c:?} out of range"))?;
-                if *slot != O {
+                if *slot != rest {
                     return Err(format!("{c:?} is in two classes"));
                 }
                 *slot = k;
             }
         }
-        Ok(classes)
+        Ok(out)
     }
 
-    /// Renders `ucd.rs` from the classes of all code points.
-    fn render_ucd(classes: &[u8]) -> String {
-        let last = classes.iter().rposition(|&c| c != O).unwrap_or(0);
+    /// The class of every code point (surrogates: [`O`]) according to the regex engine itself.
+    pub(crate) fn engine_classes() -> Result<Vec<u8>, String> {
+        engine_classes_of(&[(r"\p{L}", L), (r"\p{N}", N), (r"\s", W)], O)
+    }
+
+    /// What one generated table file holds: its classes at `bits` bits per code point, those
+    /// past the last block all `rest`; `test` (the test that regenerates it) and `legend` (the
+    /// classes' numbers) go into its header.
+    pub(crate) struct Layout<'a> {
+        pub(crate) bits: u32,
+        pub(crate) rest: u8,
+        pub(crate) test: &'a str,
+        pub(crate) legend: &'a str,
+    }
+
+    /// The one generator of the `ucd*.rs` files: renders the two-stage table (as [`lookup`]
+    /// reads it) of the classes of all code points.
+    pub(crate) fn render_ucd(classes: &[u8], layout: &Layout) -> Result<String, String> {
+        let bits = layout.bits as usize;
+        let per_byte = 8 / bits;
+        let block_bytes = 256 / per_byte;
+        let last = classes.iter().rposition(|&c| c != layout.rest).unwrap_or(0);
         let n_blocks = (last >> 8) + 1;
-        let mut blocks: Vec<[u8; 64]> = Vec::new();
+        let mut blocks: Vec<Vec<u8>> = Vec::new();
         let mut stage1 = Vec::with_capacity(n_blocks);
         for chunk in classes.chunks(256).take(n_blocks) {
-            let mut packed = [0u8; 64];
-            for (p, quad) in packed.iter_mut().zip(chunk.chunks(4)) {
-                *p = quad
+            let mut packed = vec![0u8; block_bytes];
+            for (p, group) in packed.iter_mut().zip(chunk.chunks(per_byte)) {
+                *p = group
                     .iter()
                     .enumerate()
-                    .fold(0u8, |acc, (k, &c)| acc | (c << (2 * k)));
+                    .fold(0u8, |acc, (k, &c)| acc | (c << (bits * k)));
             }
             let id = match blocks.iter().position(|b| *b == packed) {
                 Some(id) => id,
@@ -183,15 +217,16 @@ mod tests {
                     blocks.len() - 1
                 }
             };
-            stage1.push(u8::try_from(id).unwrap_or(u8::MAX));
+            stage1.push(u8::try_from(id).map_err(|_| "more than 256 blocks".to_string())?);
         }
         let mut out = String::new();
-        out.push_str(
-            "// @generated by `FASTLLM_REGEN_UCD=1 cargo test --lib pretok::tables::tests::ucd_is_up_to_date`\n\
+        out.push_str(&format!(
+            "// @generated by `FASTLLM_REGEN_UCD=1 cargo test --lib {}`\n\
              // from the classification of every code point by the regex engine in Cargo.lock\n\
              // (fancy-regex 0.20 delegating to regex-syntax 0.8.12, Unicode 16.0.0): DO NOT EDIT.\n\
-             // Classes, 2 bits per code point: 0 = \\p{L}, 1 = \\p{N}, 2 = \\s, 3 = other.\n\n",
-        );
+             // Classes, {bits} bits per code point{}\n\n",
+            layout.test, layout.legend
+        ));
         out.push_str(&format!(
             "/// `STAGE1[cp >> 8]`: the block of code points `cp & !0xFF ..= cp | 0xFF` in `STAGE2`.\n\
              #[rustfmt::skip]\npub(super) static STAGE1: [u8; {}] = [\n",
@@ -202,9 +237,11 @@ mod tests {
             out.push_str(&format!("    {},\n", items.join(", ")));
         }
         out.push_str(&format!(
-            "];\n\n/// 64 bytes per block: code point `cp` is at bits `2 * (cp & 3)` of byte \
-             `(cp & 0xFF) >> 2`.\n#[rustfmt::skip]\npub(super) static STAGE2: [u8; {}] = [\n",
-            blocks.len() * 64
+            "];\n\n/// {block_bytes} bytes per block: code point `cp` is at bits `{bits} * (cp & {})` of \
+             byte `(cp & 0xFF) >> {}`.\n#[rustfmt::skip]\npub(super) static STAGE2: [u8; {}] = [\n",
+            per_byte - 1,
+            per_byte.trailing_zeros(),
+            blocks.len() * block_bytes
         ));
         for block in &blocks {
             for line in block.chunks(16) {
@@ -213,7 +250,23 @@ mod tests {
             }
         }
         out.push_str("];\n");
-        out
+        Ok(out)
+    }
+
+    /// Checks that the generated file `name` (next to this one) is `text`, what the generator
+    /// makes from the engine's classes today; with `FASTLLM_REGEN_UCD=1` it rewrites the file
+    /// instead.
+    pub(crate) fn check_generated(name: &str, text: &str) -> Result<(), String> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/", file!());
+        let path = std::path::Path::new(path).with_file_name(name);
+        if std::env::var_os("FASTLLM_REGEN_UCD").is_some() {
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        }
+        let on_disk = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        if on_disk != text {
+            return Err(format!("{} is stale: regenerate it", path.display()));
+        }
+        Ok(())
     }
 
     #[test]
@@ -250,58 +303,12 @@ mod tests {
     /// `FASTLLM_REGEN_UCD=1` it rewrites the file instead.
     #[test]
     fn ucd_is_up_to_date() -> Result<(), String> {
-        let text = render_ucd(&engine_classes()?);
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/", file!());
-        let path = std::path::Path::new(path).with_file_name("ucd.rs");
-        if std::env::var_os("FASTLLM_REGEN_UCD").is_some() {
-            std::fs::write(&path, &text).map_err(|e| e.to_string())?;
-        }
-        let on_disk = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
-        if on_disk != text {
-            return Err(format!("{} is stale: regenerate it", path.display()));
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn runs() {
-        let s = "héllo wörld";
-        assert_eq!(run(s.as_bytes(), 0, L), "héllo".len());
-        assert_eq!(run(s.as_bytes(), 0, N), 0);
-        assert_eq!(run("٣１2x".as_bytes(), 0, N), "٣１2".len());
-        assert_eq!(class_at(b"", 0), None);
-        for text in [
-            "",
-            "a",
-            "abcdefgh",
-            "abcdefghi",
-            "abcdefgh1",
-            "abcdefgh é",
-            "ab@[`{Zz",
-            "AZaz",
-            "abcdefgXYZéèñ中x",
-            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-",
-            "x\u{80}",
-            "xy\u{301}",
-            "abcdefg\u{7f}",
-        ] {
-            for i in 0..text.len() {
-                if text.is_char_boundary(i) {
-                    assert_eq!(
-                        run_letters(text.as_bytes(), i),
-                        run(text.as_bytes(), i, L),
-                        "{text:?} {i}"
-                    );
-                }
-            }
-        }
-        for b in 0..0x80u8 {
-            let text = [b'a', b'b', b'c', b, b'd', b'e', b'f', b'g', b'h', b'i'];
-            assert_eq!(
-                run_letters(&text, 0),
-                if b.is_ascii_alphabetic() { 10 } else { 3 },
-                "{b}"
-            );
-        }
+        let layout = Layout {
+            bits: 2,
+            rest: O,
+            test: "pretok::tables::tests::ucd_is_up_to_date",
+            legend: ": 0 = \\p{L}, 1 = \\p{N}, 2 = \\s, 3 = other.",
+        };
+        check_generated("ucd.rs", &render_ucd(&engine_classes()?, &layout)?)
     }
 }

@@ -138,8 +138,11 @@ pub(super) fn python_sources() -> Vec<(String, String)> {
     files
 }
 
-#[test]
-fn python_standard_library_sources() -> Result<(), String> {
+/// Compares on each of the Python standard library's sources with `check` (skipped, saying so,
+/// where this machine has none).
+pub(super) fn on_python_sources(
+    check: impl Fn(&str) -> Result<usize, String>,
+) -> Result<(), String> {
     let files = python_sources();
     if files.is_empty() {
         eprintln!("no Python standard library on this machine: skipped");
@@ -147,7 +150,7 @@ fn python_standard_library_sources() -> Result<(), String> {
     }
     let (mut bytes, mut pieces) = (0, 0);
     for (name, text) in &files {
-        pieces += compare_both(text).map_err(|e| format!("{name}: {e}"))?;
+        pieces += check(text).map_err(|e| format!("{name}: {e}"))?;
         bytes += text.len();
     }
     eprintln!(
@@ -155,6 +158,46 @@ fn python_standard_library_sources() -> Result<(), String> {
         files.len()
     );
     Ok(())
+}
+
+#[test]
+fn python_standard_library_sources() -> Result<(), String> {
+    on_python_sources(compare_both)
+}
+
+/// Lines of code and prose with the corners of safe cuts (indents, trailing spaces, `/` and
+/// `'` at line starts, `\r`, empty lines), for the cut and word tests (`cut.rs`,
+/// `train/split.rs`).
+pub(crate) const CODE_AND_PROSE: &[&str] = &[
+    "def f(x):",
+    "    return x  ",
+    "",
+    "class A:  # comment",
+    "x = 1;",
+    "/path/to/file",
+    "'s 've it's DON'T",
+    "12345678 numbers 1,000.5",
+    "  \t  ",
+    "émoji 😀 ünïcödé Привет мир 你好",
+    "a.",
+    "/b",
+    "c\r",
+    "d",
+    "end:",
+    "",
+    "",
+    "    indented",
+    ")",
+    "(",
+];
+
+/// The proptest settings of the pre-tokenizer's tests: `cases` cases, no failure files.
+pub(crate) fn proptest_config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Chars on which the patterns' corners turn.
@@ -198,11 +241,7 @@ pub(super) fn adversarial() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 6000,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(proptest_config(6000))]
 
     #[test]
     fn adversarial_strings(text in adversarial()) {
@@ -220,28 +259,40 @@ proptest! {
     }
 }
 
+/// Calls `check` on every string of up to `max_len` chars over `alphabet`; returns how many.
+pub(super) fn exhaustive(
+    alphabet: &[char],
+    max_len: u32,
+    check: impl Fn(&str) -> Result<usize, String>,
+) -> Result<usize, String> {
+    let mut count = 0usize;
+    let mut text = String::new();
+    for len in 0..=max_len {
+        for mut code in 0..alphabet.len().pow(len) {
+            text.clear();
+            for _ in 0..len {
+                text.extend(alphabet.get(code % alphabet.len()));
+                code /= alphabet.len();
+            }
+            check(&text)?;
+            count += 1;
+        }
+    }
+    eprintln!("{count} strings: identical");
+    assert_eq!(
+        count,
+        (0..=max_len).map(|n| alphabet.len().pow(n)).sum::<usize>()
+    );
+    Ok(count)
+}
+
 /// Every string of up to 4 chars over a small alphabet that covers each branch.
 #[test]
 fn exhaustive_short_strings() -> Result<(), String> {
     const SMALL: &[char] = &[
         ' ', '\n', '\r', '\t', '\u{a0}', '\'', 's', 'L', 'l', '1', '!', 'ſ', '中', '\u{301}',
     ];
-    let mut count = 0usize;
-    let mut text = String::new();
-    for len in 0..=4u32 {
-        for mut code in 0..SMALL.len().pow(len) {
-            text.clear();
-            for _ in 0..len {
-                text.extend(SMALL.get(code % SMALL.len()));
-                code /= SMALL.len();
-            }
-            compare_both(&text)?;
-            count += 1;
-        }
-    }
-    eprintln!("{count} strings: identical");
-    assert_eq!(count, (0..=4).map(|n| SMALL.len().pow(n)).sum::<usize>());
-    Ok(())
+    exhaustive(SMALL, 4, compare_both).map(|_| ())
 }
 
 /// Each code point where the patterns look at it: after `'` (contractions, with `e` after it
@@ -325,41 +376,55 @@ pub(super) fn pathological(n: usize) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Compares `text` (1 MB) with the regex; where fancy-regex gives up on it ("Max stack size
+/// exceeded"), compares `small_text` (the same input at 64 KB) instead and the pieces of the two:
+/// the same pieces but one, longer by exactly the difference in size, with the same ends.
+/// Returns whether it had to scale.
+pub(super) fn compare_or_scale(
+    kind: Kind,
+    name: &str,
+    text: &str,
+    small_text: &str,
+) -> Result<bool, String> {
+    let e = match compare(kind, text) {
+        Ok(_) => return Ok(false),
+        Err(e) if e.contains("Max stack size exceeded") => e,
+        Err(e) => return Err(format!("{name}: {e}")),
+    };
+    compare(kind, small_text).map_err(|e| format!("{name}, 64 KB: {e}"))?;
+    let (got, want) = (our_pieces(kind, text), our_pieces(kind, small_text));
+    let grown = text.len() - small_text.len();
+    let differing: Vec<(&&str, &&str)> = got.iter().zip(&want).filter(|(g, w)| g != w).collect();
+    let ok = got.len() == want.len()
+        && match differing.as_slice() {
+            [(g, w)] => {
+                g.len() == w.len() + grown
+                    && w.get(..16).is_some_and(|head| g.starts_with(head))
+                    && w.get(w.len().saturating_sub(16)..)
+                        .is_some_and(|tail| g.ends_with(tail))
+            }
+            _ => false,
+        };
+    if !ok {
+        return Err(format!("{name}: {kind:?}: 1 MB pieces do not scale ({e})"));
+    }
+    Ok(true)
+}
+
 /// The 1 MB inputs against the regex. On a whitespace run of about a million chars that does not
 /// reach the end of the text, fancy-regex gives up ("Max stack size exceeded for backtracking":
 /// `\s+(?!\S)` needs one entry of its fixed 1,000,000-entry stack per char); there the same input
-/// at 64 KB is compared with the regex, and the 1 MB pieces with the 64 KB ones: the same pieces
-/// but one, which is longer by exactly the difference in size and has the same ends.
+/// at 64 KB is compared with the regex, and the 1 MB pieces with the 64 KB ones
+/// ([`compare_or_scale`]).
 #[test]
 fn pathological_inputs_match_the_regex() -> Result<(), String> {
     let small = pathological(1 << 16);
     let mut scaled = 0;
     for ((name, text), (_, small_text)) in pathological(1 << 20).iter().zip(&small) {
         for kind in KINDS {
-            let e = match compare(kind, text) {
-                Ok(_) => continue,
-                Err(e) if e.contains("Max stack size exceeded") => e,
-                Err(e) => return Err(format!("{name}: {e}")),
-            };
-            compare(kind, small_text).map_err(|e| format!("{name}, 64 KB: {e}"))?;
-            let (got, want) = (our_pieces(kind, text), our_pieces(kind, small_text));
-            let grown = text.len() - small_text.len();
-            let differing: Vec<(&&str, &&str)> =
-                got.iter().zip(&want).filter(|(g, w)| g != w).collect();
-            let ok = got.len() == want.len()
-                && match differing.as_slice() {
-                    [(g, w)] => {
-                        g.len() == w.len() + grown
-                            && w.get(..16).is_some_and(|head| g.starts_with(head))
-                            && w.get(w.len().saturating_sub(16)..)
-                                .is_some_and(|tail| g.ends_with(tail))
-                    }
-                    _ => false,
-                };
-            if !ok {
-                return Err(format!("{name}: {kind:?}: 1 MB pieces do not scale ({e})"));
+            if compare_or_scale(kind, name, text, small_text)? {
+                scaled += 1;
             }
-            scaled += 1;
         }
     }
     // Those the regex cannot run: r50k and o200k on both, cl100k on spaces then a letter.

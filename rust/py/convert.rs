@@ -54,25 +54,32 @@ impl IntCache {
         if before.saturating_add(n).saturating_mul(4) < self.size {
             return None;
         }
-        Some(self.ints.get_or_init(py, || {
-            (0..self.size as u64)
-                .map(|id| PyInt::new(py, id).unbind())
-                .collect()
-        }))
+        if let Some(ints) = self.ints.get(py) {
+            return Some(ints);
+        }
+        // Built fallibly: under a memory cap a failed int allocation leaves the cache unbuilt
+        // (ids are then made one by one, each checked) instead of panicking on a null pointer.
+        let mut ints = Vec::new();
+        ints.try_reserve_exact(self.size).ok()?;
+        for id in 0..self.size as u64 {
+            match new_int(py, id) {
+                Ok(int) => ints.push(int.unbind()),
+                Err(_) => return None,
+            }
+        }
+        Some(self.ints.get_or_init(py, || ints))
     }
 
     /// A new Python list of the ids.
     pub(super) fn list<'py>(&self, py: Python<'py>, ids: &[Rank]) -> PyResult<Bound<'py, PyList>> {
-        match self.ints(py, ids.len()) {
-            Some(ints) => PyList::new(
-                py,
-                ids.iter().map(|&id| match ints.get(id as usize) {
-                    Some(int) => int.bind(py).clone(),
-                    None => PyInt::new(py, id),
-                }),
-            ),
-            None => PyList::new(py, ids),
-        }
+        let ints = self.ints(py, ids.len());
+        list_of(py, ids.len(), |i| {
+            let id = ids.get(i).copied().unwrap_or(0);
+            match ints.and_then(|ints| ints.get(id as usize)) {
+                Some(int) => Ok(int.bind(py).clone()),
+                None => new_int(py, u64::from(id)),
+            }
+        })
     }
 
     /// A new Python list of lists of ids.
@@ -81,12 +88,45 @@ impl IntCache {
         py: Python<'py>,
         batch: &[Vec<Rank>],
     ) -> PyResult<Bound<'py, PyList>> {
-        let lists = batch
-            .iter()
-            .map(|ids| self.list(py, ids))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, lists)
+        list_of(py, batch.len(), |i| {
+            self.list(py, batch.get(i).map(Vec::as_slice).unwrap_or_default())
+        })
     }
+}
+
+/// A new Python int, or the `MemoryError` Python raised (pyo3's own constructors panic on a null
+/// pointer, "PyObject pointer is null", when the allocation fails under a memory cap).
+fn new_int(py: Python<'_>, id: u64) -> PyResult<Bound<'_, PyInt>> {
+    // SAFETY: the GIL is held; PyLong_FromUnsignedLongLong returns a new reference, or NULL with
+    // an exception set, which `from_owned_ptr_or_err` turns into that exception.
+    let int = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromUnsignedLongLong(id)) }?;
+    // SAFETY: PyLong_FromUnsignedLongLong returns an int.
+    Ok(unsafe { int.cast_into_unchecked() })
+}
+
+/// A new list of `n` items made by `item`, every allocation checked.
+fn list_of<'py, T>(
+    py: Python<'py>,
+    n: usize,
+    mut item: impl FnMut(usize) -> PyResult<Bound<'py, T>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let len = ffi::Py_ssize_t::try_from(n)
+        .map_err(|_| PyOverflowError::new_err(format!("{n} tokens do not fit a Python list")))?;
+    // SAFETY: the GIL is held; PyList_New returns a new list of `len` NULL slots (which the list
+    // deallocator accepts, so an early return below frees it), or NULL with an exception set.
+    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len)) }?;
+    for i in 0..n {
+        let value = item(i)?;
+        // SAFETY: `i < len`; PyList_SetItem steals the reference (`into_ptr`) and fails only
+        // for a bad index or a non-list, neither possible here.
+        if unsafe { ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, value.into_ptr()) }
+            != 0
+        {
+            return Err(PyErr::fetch(py));
+        }
+    }
+    // SAFETY: PyList_New returns a list.
+    Ok(unsafe { list.cast_into_unchecked() })
 }
 
 /// Token ids from a Python list (read through the C API: ~4 ns a token instead of ~17 ns with

@@ -8,14 +8,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::Mutex;
+
+use numpy::PyReadonlyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
+use serde_json::Value;
 
 use super::callback::{run_detached, Caller};
-use crate::corpus::{self, Encoder, Format, Input, Progress, RunOptions, Settings};
+use super::encoding::PyCoreBpe;
+use crate::corpus::{
+    self, shards, Encoder, Format, Input, Layout, Progress, RunOptions, Settings, ShardSpec,
+    ShardWriter,
+};
 use crate::encoding::CoreBpe;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::vocab::{self, Rank};
 
 #[pyclass(frozen, name = "CorpusEncoder", module = "fastllm._fastllm")]
@@ -44,6 +52,27 @@ impl PyCorpusEncoder {
         Ok(PyCorpusEncoder {
             inner: Arc::new(inner),
         })
+    }
+
+    /// An encoder sharing `core`'s Rust core (no copy, no second parse). `vocab_sha256` is the
+    /// checksum already verified on load (a bundled encoding); without it the ranks' sha256 is
+    /// computed here, in Rust.
+    #[staticmethod]
+    #[pyo3(signature = (core, name, vocab_sha256=None))]
+    fn from_core(
+        py: Python<'_>,
+        core: &PyCoreBpe,
+        name: String,
+        vocab_sha256: Option<String>,
+    ) -> Self {
+        let bpe = Arc::clone(&core.inner);
+        let inner = py.detach(move || match vocab_sha256 {
+            Some(sha) => Encoder::with_sha256(bpe, name, sha),
+            None => Encoder::new(bpe, name),
+        });
+        PyCorpusEncoder {
+            inner: Arc::new(inner),
+        }
     }
 
     #[getter]
@@ -124,7 +153,8 @@ fn report(caller: &mut Caller<'_>, p: &Progress) -> Result<()> {
 #[pyfunction]
 #[pyo3(signature = (
     encoder, paths, formats, out, *, field, eot, errors, num_threads, resume,
-    checkpoint_interval, job_bytes, progress=None
+    checkpoint_interval, job_bytes, progress=None, layout="flat", shard_tokens=None,
+    val_tokens=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn tokenize_files(
@@ -141,10 +171,16 @@ fn tokenize_files(
     checkpoint_interval: f64,
     job_bytes: usize,
     progress: Option<Py<PyAny>>,
+    layout: &str,
+    shard_tokens: Option<i64>,
+    val_tokens: Option<i64>,
 ) -> PyResult<String> {
     let encoder = Arc::clone(&encoder.inner);
     let inputs = inputs(paths, formats)?;
     let settings = settings(&encoder, field, eot, errors)?;
+    let spec = shard_spec(layout, shard_tokens, val_tokens)?;
+    let sharded =
+        spec.layout != Layout::Flat || spec.shard_tokens.is_some() || spec.val_tokens.is_some();
     let checkpoint_every = Duration::try_from_secs_f64(checkpoint_interval).map_err(|_| {
         PyValueError::new_err(format!(
             "checkpoint_interval must be a number of seconds >= 0, got {checkpoint_interval}"
@@ -157,9 +193,20 @@ fn tokenize_files(
         resume,
     };
     let summary = run_detached(py, progress.as_ref(), |caller| {
-        corpus::tokenize_files(&encoder, &inputs, &out, &settings, &options, &mut |p| {
-            report(caller, p)
-        })
+        let mut report = |p: &Progress| report(caller, p);
+        if sharded {
+            corpus::tokenize_shards(
+                &encoder,
+                &inputs,
+                &out,
+                &settings,
+                &spec,
+                &options,
+                &mut report,
+            )
+        } else {
+            corpus::tokenize_files(&encoder, &inputs, &out, &settings, &options, &mut report)
+        }
     })?;
     Ok(summary.to_string())
 }
@@ -198,8 +245,314 @@ fn count_files(
     Ok(summary.to_string())
 }
 
+fn shard_spec(
+    layout: &str,
+    shard_tokens: Option<i64>,
+    val_tokens: Option<i64>,
+) -> PyResult<ShardSpec> {
+    let size = |name: &str, v: Option<i64>| -> PyResult<Option<u64>> {
+        match v {
+            None => Ok(None),
+            Some(v) if v >= 1 => Ok(Some(v as u64)),
+            Some(v) => Err(PyValueError::new_err(format!(
+                "{name} must be at least 1 token, got {v}"
+            ))),
+        }
+    };
+    Ok(ShardSpec {
+        layout: Layout::parse(layout)?,
+        shard_tokens: size("shard_tokens", shard_tokens)?,
+        val_tokens: size("val_tokens", val_tokens)?,
+    })
+}
+
+/// One complete shard of a sharded output.
+#[pyclass(frozen, get_all, name = "ShardInfo", module = "fastllm._fastllm")]
+pub struct PyShardInfo {
+    /// The shard's token file.
+    path: PathBuf,
+    /// Its document index (`uint64` starts of the documents starting in it, then its length).
+    index_path: PathBuf,
+    /// `"val"` or `"train"`.
+    split: &'static str,
+    tokens: u64,
+    documents: u64,
+    /// File size, header included.
+    bytes: u64,
+    sha256: String,
+}
+
+#[pymethods]
+impl PyShardInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "ShardInfo({:?}, split={:?}, tokens={}, documents={})",
+            self.path.display().to_string(),
+            self.split,
+            self.tokens,
+            self.documents
+        )
+    }
+}
+
+impl PyShardInfo {
+    fn new(e: &shards::ShardEntry) -> Self {
+        PyShardInfo {
+            path: e.path.clone(),
+            index_path: shards::index_of(&e.path),
+            split: e.split,
+            tokens: e.tokens,
+            documents: e.documents,
+            bytes: e.bytes,
+            sha256: e.sha256.clone(),
+        }
+    }
+}
+
+/// A complete sharded output: its manifest, as written.
+#[pyclass(frozen, get_all, name = "ShardManifest", module = "fastllm._fastllm")]
+pub struct PyShardManifest {
+    /// The manifest file.
+    path: PathBuf,
+    layout: String,
+    dtype: String,
+    token_count: u64,
+    document_count: u64,
+    shards: Vec<Py<PyShardInfo>>,
+    /// The manifest's JSON text.
+    json: String,
+}
+
+#[pymethods]
+impl PyShardManifest {
+    fn __repr__(&self) -> String {
+        format!(
+            "ShardManifest({:?}, {} shards, {} tokens)",
+            self.path.display().to_string(),
+            self.shards.len(),
+            self.token_count
+        )
+    }
+}
+
+fn manifest_object(
+    py: Python<'_>,
+    path: PathBuf,
+    manifest: &Value,
+    entries: &[shards::ShardEntry],
+) -> PyResult<PyShardManifest> {
+    let text = |k: &str| {
+        manifest
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let int = |k: &str| manifest.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Ok(PyShardManifest {
+        path,
+        layout: text("layout"),
+        dtype: text("dtype"),
+        token_count: int("token_count"),
+        document_count: int("document_count"),
+        shards: entries
+            .iter()
+            .map(|e| Py::new(py, PyShardInfo::new(e)))
+            .collect::<PyResult<_>>()?,
+        json: serde_json::to_string_pretty(manifest)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?,
+    })
+}
+
+/// Writes whole documents into shards and a manifest, byte for byte as `fastllm tokenize
+/// --shard-tokens/--val-tokens/--layout` does; see `fastllm.tokenfile.ShardWriter`.
+#[pyclass(name = "ShardWriter", module = "fastllm._fastllm")]
+pub struct PyShardWriter {
+    writer: Mutex<Option<ShardWriter>>,
+    encoder: Arc<Encoder>,
+    settings: Settings,
+    out: PathBuf,
+}
+
+#[pymethods]
+impl PyShardWriter {
+    #[new]
+    #[pyo3(signature = (encoder, out, *, layout="flat", shard_tokens=None, val_tokens=None, eot=true))]
+    fn new(
+        encoder: &PyCorpusEncoder,
+        out: PathBuf,
+        layout: &str,
+        shard_tokens: Option<i64>,
+        val_tokens: Option<i64>,
+        eot: bool,
+    ) -> PyResult<Self> {
+        let encoder = Arc::clone(&encoder.inner);
+        let spec = shard_spec(layout, shard_tokens, val_tokens)?;
+        let settings = settings(&encoder, "text".into(), eot, "strict")?;
+        let dtype = encoder.dtype();
+        spec.check(&out, dtype, encoder.core().max_token_value())?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(Error::Write {
+                    path: out.display().to_string(),
+                    reason: format!(
+                        "the directory {} does not exist; create it first",
+                        dir.display()
+                    ),
+                }
+                .into());
+            }
+        }
+        let names = shards::ShardNames::new(&out);
+        for path in names.partials() {
+            let _ = std::fs::remove_file(path);
+        }
+        let writer = ShardWriter::create(&out, spec, dtype)?;
+        Ok(PyShardWriter {
+            writer: Mutex::new(Some(writer)),
+            encoder,
+            settings,
+            out,
+        })
+    }
+
+    /// Appends whole documents: document `i` is `tokens[doc_offsets[i]:doc_offsets[i + 1]]`
+    /// (`doc_offsets` starts at 0 and ends at `len(tokens)`, as `encode_ordinary_arrow`
+    /// returns them); the end-of-text token is appended to each when `eot`.
+    fn write(
+        &self,
+        py: Python<'_>,
+        tokens: PyReadonlyArray1<'_, u32>,
+        doc_offsets: PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<()> {
+        let tokens = tokens.as_slice()?;
+        let offsets = doc_offsets.as_slice()?;
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))?;
+        let Some(writer) = guard.as_mut() else {
+            return Err(PyValueError::new_err("the shard writer is finished"));
+        };
+        let eot = self.settings.eot;
+        let max_token = self.encoder.core().max_token_value();
+        py.detach(|| write_documents(writer, tokens, offsets, eot, max_token))?;
+        Ok(())
+    }
+
+    /// Completes the last shard and writes the manifest; returns it.
+    fn finish(&self, py: Python<'_>) -> PyResult<PyShardManifest> {
+        let writer = self
+            .writer
+            .lock()
+            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))?
+            .take()
+            .ok_or_else(|| PyValueError::new_err("the shard writer is finished"))?;
+        let spec = writer.spec().clone();
+        let dtype = writer.dtype();
+        let names = writer.names().clone();
+        let head = corpus::shard_identity(&self.encoder, &self.settings, dtype, &spec);
+        let mut head = head;
+        if let Value::Object(map) = &mut head {
+            map.insert(
+                "eot_token".into(),
+                self.settings.eot.map_or(Value::Null, Value::from),
+            );
+            map.insert("fastllm_version".into(), env!("CARGO_PKG_VERSION").into());
+        }
+        let (manifest, entries) = py.detach(|| -> Result<_> {
+            let entries = writer.finish()?;
+            let manifest = shards::manifest(&head, &spec, dtype, &entries);
+            corpus::write_manifest(&names.manifest(), &manifest)?;
+            Ok((manifest, entries))
+        })?;
+        manifest_object(py, names.manifest(), &manifest, &entries)
+    }
+
+    /// Removes the shard being written (the complete ones stay); the writer is finished.
+    fn abort(&self) {
+        if let Ok(mut guard) = self.writer.lock() {
+            if let Some(writer) = guard.take() {
+                writer.discard();
+            }
+        }
+    }
+
+    /// Tokens written so far (end-of-text tokens included).
+    #[getter]
+    fn tokens(&self) -> u64 {
+        self.writer
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(ShardWriter::tokens))
+            .unwrap_or(0)
+    }
+
+    /// Documents written so far.
+    #[getter]
+    fn documents(&self) -> u64 {
+        self.writer
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(ShardWriter::documents))
+            .unwrap_or(0)
+    }
+
+    #[getter]
+    fn out(&self) -> PathBuf {
+        self.out.clone()
+    }
+}
+
+fn write_documents(
+    writer: &mut ShardWriter,
+    tokens: &[u32],
+    offsets: &[i64],
+    eot: Option<Rank>,
+    max_token: Rank,
+) -> Result<()> {
+    let bad = |why: String| Error::InvalidArgument(why);
+    if offsets.first().is_some_and(|&o| o != 0)
+        || offsets
+            .last()
+            .is_some_and(|&o| usize::try_from(o).ok() != Some(tokens.len()))
+        || offsets.windows(2).any(|w| w[0] > w[1])
+        || (offsets.is_empty() && !tokens.is_empty())
+    {
+        return Err(bad(format!(
+            "doc_offsets must rise from 0 to len(tokens) = {}, one more than the documents",
+            tokens.len()
+        )));
+    }
+    if let Some(&t) = tokens.iter().find(|&&t| t > max_token) {
+        return Err(bad(format!(
+            "token id {t} is not in the vocabulary (largest id {max_token})"
+        )));
+    }
+    let dtype = writer.dtype();
+    let mut bytes = Vec::new();
+    let mut starts = Vec::with_capacity(offsets.len());
+    let mut n = 0u64;
+    for w in offsets.windows(2) {
+        let doc = &tokens[w[0] as usize..w[1] as usize];
+        starts.push(n);
+        shards::lay_out(doc, dtype, &mut bytes)
+            .map_err(|t| bad(format!("token id {t} does not fit {}", dtype.name())))?;
+        n += doc.len() as u64;
+        if let Some(e) = eot {
+            shards::lay_out(&[e], dtype, &mut bytes)
+                .map_err(|t| bad(format!("token id {t} does not fit {}", dtype.name())))?;
+            n += 1;
+        }
+    }
+    writer.write(&bytes, &starts)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCorpusEncoder>()?;
+    m.add_class::<PyShardWriter>()?;
+    m.add_class::<PyShardInfo>()?;
+    m.add_class::<PyShardManifest>()?;
     m.add_function(wrap_pyfunction!(tokenize_files, m)?)?;
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
     Ok(())

@@ -17,7 +17,7 @@ use crate::error::Error;
 
 /// The one place where the core's errors become Python exceptions: `KeyError` for a token or
 /// word that is not in a vocabulary (as tiktoken and the book's tokenizers raise), `OSError` for
-/// reading and writing files, `ValueError` for everything else. The message is the error's
+/// reading and writing files, `MemoryError` for a failed allocation, `ValueError` for everything else. The message is the error's
 /// `Display`, except that tiktoken raises `KeyError(bytes)` with the bytes themselves.
 impl From<Error> for PyErr {
     fn from(error: Error) -> PyErr {

@@ -241,28 +241,7 @@ mod tests {
     }
 
     fn stress_text() -> String {
-        let lines = [
-            "def f(x):",
-            "    return x  ",
-            "",
-            "class A:  # comment",
-            "x = 1;",
-            "/path/to/file",
-            "'s 've it's DON'T",
-            "12345678 numbers 1,000.5",
-            "  \t  ",
-            "émoji 😀 ünïcödé Привет мир 你好",
-            "a.",
-            "/b",
-            "c\r",
-            "d",
-            "end:",
-            "",
-            "",
-            "    indented",
-            ")",
-            "(",
-        ];
+        let lines = crate::pretok::tests::CODE_AND_PROSE;
         let mut text = String::new();
         for i in 0..400 {
             let line = lines.get(i * 7 % lines.len()).copied().unwrap_or("");
@@ -327,11 +306,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 1500,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::pretok::tests::proptest_config(1500))]
 
         #[test]
         fn words_keep_pieces_on_adversarial_text(text in adversarial()) {

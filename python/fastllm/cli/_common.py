@@ -192,10 +192,22 @@ class TerminalLine:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.shown = False
+        self._length = 0
 
     def show(self, text: str) -> None:
-        self.stream.write(f"\r{text}")
+        """Draws ``text`` over the line, blanking what a longer earlier frame left.
+
+        >>> import io
+        >>> stream = io.StringIO()
+        >>> line = TerminalLine(stream)
+        >>> line.show("50%  ETA 0:01"); line.show("100%")
+        >>> stream.getvalue().split("\\r")[-1]
+        '100%         '
+        """
+        pad = " " * max(0, self._length - len(text))
+        self.stream.write(f"\r{text}{pad}")
         self.stream.flush()
+        self._length = len(text)
         self.shown = True
 
     def close(self) -> None:

@@ -15,7 +15,9 @@ purpose.
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
+from pathlib import Path
 from typing import Any
 
 from fastllm.cli._common import (
@@ -26,7 +28,13 @@ from fastllm.cli._common import (
     progress_bar,
     tokens_progress,
 )
-from fastllm.tokenfile import Terminated, _own_files, tokenize_files
+from fastllm.tokenfile import (
+    Terminated,
+    _own_files,
+    kept_text_bytes,
+    manifest_path,
+    tokenize_files,
+)
 
 __all__ = ["DEFAULT_OUTPUT", "add_parser", "cmd_tokenize"]
 
@@ -48,12 +56,42 @@ def add_parser(subparsers: Any) -> None:
         "-o", "--output", default=DEFAULT_OUTPUT, help=f"token file (default: {DEFAULT_OUTPUT})"
     )
     tokenize.add_argument(
+        "--shard-tokens",
+        type=int,
+        metavar="N",
+        help="split the output into numbered shards of at most N tokens (OUT_train_000000.bin, "
+        "...) with a manifest OUT.manifest.json; documents are not split unless longer than N",
+    )
+    tokenize.add_argument(
+        "--val-tokens",
+        type=int,
+        metavar="N",
+        help="make the first shard (OUT_val_000000.bin) a validation shard of at most N tokens",
+    )
+    tokenize.add_argument(
+        "--layout",
+        choices=("flat", "llmc"),
+        default="flat",
+        help="flat: tokens only (nanoGPT); llmc: llm.c's 256-int32 header before the tokens "
+        "(implies shards)",
+    )
+    tokenize.add_argument(
         "--no-resume",
         dest="resume",
         action="store_false",
         help="start over instead of reusing earlier work",
     )
     tokenize.set_defaults(func=cmd_tokenize)
+
+
+def _leftovers(out: str) -> str:
+    """The partial files a stopped run of ``out`` left, for messages ('' when none)."""
+    base = Path(out)
+    names = [Path(out + s) for s in (".partial", ".idx.partial", ".partial.json")]
+    prefix = manifest_path(out).name[: -len(".manifest.json")]
+    names += sorted(base.parent.glob(glob.escape(prefix) + "_*.partial"))
+    names.append(base.with_name(prefix + ".manifest.partial.json"))
+    return ", ".join(str(p) for p in names if p.exists())
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
@@ -74,17 +112,27 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
                 num_threads=args.threads,
                 resume=args.resume,
                 progress=tokens_progress(progress),
+                layout=args.layout,
+                shard_tokens=args.shard_tokens,
+                val_tokens=args.val_tokens,
             )
     except KeyboardInterrupt as stop:
-        kept = f"{progress.done / 1e6:,.1f} MB of input done, " if progress is not None else ""
+        text = kept_text_bytes(args.output)
+        kept = f"{text / 1e6:,.1f} MB of text done, " if text is not None else ""
         print(
             f"{_PROG}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}; "
-            f"{kept}kept in {args.output}.partial: rerun the same command to resume",
+            f"{kept}kept in {_leftovers(args.output)}: rerun the same command to resume",
             file=sys.stderr,
         )
         return 143 if isinstance(stop, Terminated) else 130
     except (OSError, ValueError) as error:
-        raise fail(_PROG, error) from None
+        left = _leftovers(args.output)
+        failure = fail(_PROG, error)
+        if left:
+            failure = SystemExit(
+                f"{failure.code}; work kept in {left} (rerun to resume, or delete it)"
+            )
+        raise failure from None
     if stats.note:
         say(f"note       {stats.note}; started over")
     say(stats.summary())

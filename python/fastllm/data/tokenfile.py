@@ -1,6 +1,7 @@
 """Training data from token files written by ``fastllm tokenize``, memory-mapped.
 
-:class:`TokenFileDataset` opens the token file with ``np.memmap`` (nothing is read until a batch
+:class:`TokenFileDataset` opens the token file (or every shard of a sharded set: a manifest, a
+glob or a list of llm.c / fastllm shards) with ``np.memmap`` (nothing is read until a batch
 needs it, and DataLoader workers share the page cache) and serves the windows of
 :func:`fastllm.sliding_windows` over all its tokens, as ``int64`` tensors.
 :meth:`TokenFileDataset.get_batch` and :class:`RandomOffsetSampler` draw windows at random token
@@ -21,6 +22,8 @@ offsets instead, like nanoGPT's ``get_batch``.
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -39,10 +42,89 @@ from fastllm.windows import TokenArray, sliding_windows
 __all__ = ["RandomOffsetSampler", "TokenFileDataset"]
 
 PathLike = Union[str, "os.PathLike[str]"]
+Source = Union[PathLike, Sequence[PathLike]]
+
+#: llm.c's shard header (``dev/data/data_common.py``): 256 little-endian int32, magic, version,
+#: token count; ``uint16`` tokens for version 1, ``uint32`` for version 7.
+LLMC_HEADER_INTS = 256
+LLMC_FORMATS: dict[tuple[int, int], np.dtype[Any]] = {
+    (20240520, 1): np.dtype("<u2"),
+    (20240801, 7): np.dtype("<u4"),
+}
+MANIFEST_KIND = "fastllm-token-shards"
+
+
+def read_llmc_header(path: Path) -> tuple[np.dtype[Any], int] | None:
+    """The token dtype and count of an llm.c shard, or None when ``path`` has no llm.c header.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "shard.bin"
+    >>> header = np.zeros(256, dtype="<i4"); header[:3] = (20240520, 1, 3)
+    >>> path.write_bytes(header.tobytes() + np.array([1, 2, 3], dtype="<u2").tobytes())
+    1030
+    >>> read_llmc_header(path)
+    (dtype('uint16'), 3)
+    """
+    with open(path, "rb") as f:
+        head = f.read(LLMC_HEADER_INTS * 4)
+    if len(head) < LLMC_HEADER_INTS * 4:
+        return None
+    magic, version, count = (int(v) for v in np.frombuffer(head, dtype="<i4", count=3))
+    dtype = LLMC_FORMATS.get((magic, version))
+    if dtype is None:
+        return None
+    size = path.stat().st_size
+    expected = LLMC_HEADER_INTS * 4 + count * dtype.itemsize
+    if count < 0 or size != expected:
+        raise ValueError(
+            f"{path}: the llm.c header says {count} tokens of {dtype} ({expected} bytes with "
+            f"the header) but the file holds {size} bytes: it is truncated or damaged"
+        )
+    return dtype, count
+
+
+def _memmap(path: Path, dtype: np.dtype[Any], count: int, offset: int) -> TokenArray:
+    if count == 0:  # mmap refuses empty maps
+        return np.empty(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(count,), offset=offset)
+
+
+def _read_manifest(path: Path, split: str | None) -> tuple[list[Path], dict[str, Any]]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != MANIFEST_KIND:
+        raise ValueError(f"{path} is not a fastllm shard manifest (kind {MANIFEST_KIND!r})")
+    shards = [s for s in meta.get("shards", []) if split is None or s.get("split") == split]
+    return [path.parent / s["file"] for s in shards], meta
+
+
+def _expand(source: Source, split: str | None) -> tuple[list[Path], dict[str, Any] | None]:
+    """The files of ``source`` in order, and the manifest when it is one."""
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        path = Path(text)
+        if text.endswith(".manifest.json"):
+            return _read_manifest(path, split)
+        if not path.exists() and glob.has_magic(text):
+            files = sorted(Path(p) for p in glob.glob(text))
+            files = [f for f in files if f.suffix not in (".idx", ".json", ".partial")]
+            if not files:
+                raise FileNotFoundError(f"no token files match {text!r}")
+            return files, None
+        return [path], None
+    return [Path(os.fspath(p)) for p in source], None
 
 
 class TokenFileDataset(WindowDataset):
-    """The windows of :func:`fastllm.sliding_windows` over a token file, memory-mapped.
+    """The windows of :func:`fastllm.sliding_windows` over a token file or a sharded set.
+
+    ``path`` may also be a shard manifest (``NAME.manifest.json``, see
+    :func:`fastllm.tokenfile.open_shard_writer`; ``split="train"`` or ``"val"`` picks its shards),
+    a glob pattern or a list of files, among them llm.c shards (recognized by their header,
+    which is checked against the file size): the shards are one dataset, windows do not cross
+    shard boundaries, and :attr:`parts` holds one memory map per shard.
 
     ``path`` is a token file written by :func:`fastllm.tokenize_files` (its dtype and
     token count come from the ``.json`` sidecar, which must exist: a stopped run has none) or,
@@ -69,57 +151,153 @@ class TokenFileDataset(WindowDataset):
     """
 
     path: Path
-    tokens: TokenArray
+    parts: list[TokenArray]
     documents: npt.NDArray[np.uint64] | None
     meta: dict[str, Any] | None
 
     def __init__(
         self,
-        path: PathLike,
+        path: Source,
         max_length: int = 256,
         stride: int = 128,
         *,
         dtype: npt.DTypeLike | None = None,
+        split: str | None = None,
     ) -> None:
-        self._open(Path(os.fspath(path)), max_length, stride, dtype)
+        self._open(path, max_length, stride, dtype, split)
 
-    def _open(self, path: Path, max_length: int, stride: int, dtype: npt.DTypeLike | None) -> None:
-        self.path = path
-        self._dtype = None if dtype is None else np.dtype(dtype)
-        if self._dtype is None:
-            meta = read_sidecar(path)
-            token_dtype = np.dtype(meta["dtype"])
-            if sys.byteorder != "little":
-                token_dtype = token_dtype.newbyteorder("<")
-            count = int(meta["token_count"])
+    @property
+    def tokens(self) -> TokenArray:
+        """The memory map of the tokens (of a single file; a sharded set has :attr:`parts`)."""
+        if len(self.parts) != 1:
+            raise ValueError(
+                f"this dataset reads {len(self.parts)} shards: their tokens are .parts"
+            )
+        return self.parts[0]
+
+    def _open_one(self, path: Path, dtype: np.dtype[Any] | None) -> TokenArray:
+        if dtype is not None:
             size = path.stat().st_size
-            if size != count * token_dtype.itemsize:
-                raise ValueError(
-                    f"{path} holds {size} bytes but its sidecar says {count} tokens of "
-                    f"{token_dtype} ({count * token_dtype.itemsize} bytes): the file was changed "
-                    "after fastllm tokenize wrote it"
-                )
-            self.meta = meta
+            if size % dtype.itemsize:
+                raise ValueError(f"{path} holds {size} bytes, not a whole number of {dtype} tokens")
+            return _memmap(path, dtype, size // dtype.itemsize, 0)
+        llmc = read_llmc_header(path) if path.is_file() else None
+        if llmc is not None:
+            return _memmap(path, llmc[0], llmc[1], LLMC_HEADER_INTS * 4)
+        meta = read_sidecar(path)
+        token_dtype = _integer_dtype(meta.get("dtype"), f"the sidecar of {path}: dtype")
+        if sys.byteorder != "little":
+            token_dtype = token_dtype.newbyteorder("<")
+        count = int(meta["token_count"])
+        size = path.stat().st_size
+        if size != count * token_dtype.itemsize:
+            raise ValueError(
+                f"{path} holds {size} bytes but its sidecar says {count} tokens of "
+                f"{token_dtype} ({count * token_dtype.itemsize} bytes): the file was changed "
+                "after fastllm tokenize wrote it"
+            )
+        self.meta = meta
+        return _memmap(path, token_dtype, count, 0)
+
+    def _open(
+        self,
+        source: Source,
+        max_length: int,
+        stride: int,
+        dtype: npt.DTypeLike | None,
+        split: str | None = None,
+    ) -> None:
+        self._source = source
+        self._split = split
+        self._dtype = None if dtype is None else _integer_dtype(dtype, f"dtype for {source}")
+        files, manifest = _expand(source, split)
+        self.path = Path(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else files[0]
+        self.meta = manifest
+        self.documents = None
+        if manifest is not None and self._dtype is None:
+            token_dtype = _integer_dtype(
+                manifest.get("dtype"), f"the manifest of {source}: dtype"
+            ).newbyteorder("<")
+            header = int(manifest.get("header_bytes", 0))
+            listed = {s["file"]: s for s in manifest["shards"]}
+            self.parts = []
+            for f in files:
+                count = int(listed[f.name]["tokens"])
+                size = f.stat().st_size
+                if size != header + count * token_dtype.itemsize:
+                    raise ValueError(
+                        f"{f} holds {size} bytes but the manifest {self.path} says {count} "
+                        f"tokens of {token_dtype} after a {header}-byte header: the shard was "
+                        "changed after it was written"
+                    )
+                if header:
+                    llmc = read_llmc_header(f)
+                    if llmc is None or llmc[1] != count:
+                        raise ValueError(f"{f}: its llm.c header does not match the manifest")
+                self.parts.append(_memmap(f, token_dtype, count, header))
         else:
-            token_dtype = self._dtype
-            size = path.stat().st_size
-            if size % token_dtype.itemsize:
-                raise ValueError(
-                    f"{path} holds {size} bytes, not a whole number of {token_dtype} tokens"
-                )
-            count = size // token_dtype.itemsize
-            self.meta = None
-        if count:
-            self.tokens = np.memmap(path, dtype=token_dtype, mode="r", shape=(count,))
-        else:  # mmap refuses empty files
-            self.tokens = np.empty(0, dtype=token_dtype)
-        index = index_path(path)
-        if self.meta is not None and index.exists() and index.stat().st_size:
-            self.documents = np.memmap(index, dtype=np.dtype("<u8"), mode="r")
+            self.parts = [self._open_one(f, self._dtype) for f in files]
+            if len(files) != 1:
+                self.meta = None
+        if len(self.parts) == 1 and self.meta is not None and manifest is None:
+            index = index_path(files[0])
+            if index.exists() and index.stat().st_size:
+                self.documents = np.memmap(index, dtype=np.dtype("<u8"), mode="r")
+        if not self.parts:
+            raise ValueError(f"{os.fspath(self.path)}: no shards (split={split!r})")
+        # sliding_windows owns the checks of max_length and stride.
+        self._views = [sliding_windows(p, max_length, stride) for p in self.parts]
+        self._set_windows(self.parts[0], max_length, stride)
+        counts = [len(v[0]) for v in self._views]
+        self._window_starts = np.cumsum([0, *counts], dtype=np.int64)
+        self._every_offset: list[tuple[TokenArray, TokenArray]] | None = None
+
+    def __len__(self) -> int:
+        return int(self._window_starts[-1])
+
+    def __getitem__(self, index: Any) -> Batch:
+        if len(self.parts) == 1:
+            return super().__getitem__(index)
+        n = len(self)
+        if isinstance(index, (int, np.integer)):
+            i = int(index) + n if index < 0 else int(index)
+            if not 0 <= i < n:
+                raise IndexError(f"window {index} out of range ({n} windows)")
+            part = int(np.searchsorted(self._window_starts, i, side="right")) - 1
+            local = i - int(self._window_starts[part])
+            x, y = self._views[part]
+            return (
+                torch.from_numpy(np.asarray(x[local], dtype=np.int64)),
+                torch.from_numpy(np.asarray(y[local], dtype=np.int64)),
+            )
+        if isinstance(index, slice):
+            rows = np.arange(n)[index]
         else:
-            self.documents = None
-        self._set_windows(self.tokens, max_length, stride)
-        self._every_offset: tuple[TokenArray, TokenArray] | None = None
+            if isinstance(index, torch.Tensor):
+                index = index.numpy(force=True)
+            rows = np.asarray(index)
+            if rows.dtype.kind not in "iu":
+                raise IndexError(f"TokenFileDataset indices must be integers, got {rows.dtype}")
+            rows = np.where(rows < 0, rows + n, rows)
+            if rows.size and (rows.min() < 0 or rows.max() >= n):
+                raise IndexError(f"window index out of range ({n} windows)")
+        return self._gather(self._views, self._window_starts, rows)
+
+    def _gather(
+        self,
+        views: list[tuple[TokenArray, TokenArray]],
+        starts: npt.NDArray[np.int64],
+        rows: npt.NDArray[Any],
+    ) -> Batch:
+        x = np.empty((len(rows), self.max_length), dtype=np.int64)
+        y = np.empty_like(x)
+        parts = np.searchsorted(starts, rows, side="right") - 1
+        for part in np.unique(parts):
+            mask = parts == part
+            local = rows[mask] - starts[part]
+            x[mask] = views[part][0][local]
+            y[mask] = views[part][1][local]
+        return torch.from_numpy(x), torch.from_numpy(y)
 
     def get_batch(
         self,
@@ -146,11 +324,14 @@ class TokenFileDataset(WindowDataset):
         """
         batch_size = check_positive("batch_size", batch_size)
         if self._every_offset is None:
-            self._every_offset = sliding_windows(self.tokens, self.max_length, 1)
-        inputs, targets = self._every_offset
-        offsets = torch.randint(len(inputs), (batch_size,), generator=generator).numpy()
-        x = torch.from_numpy(np.asarray(inputs[offsets], dtype=np.int64))
-        y = torch.from_numpy(np.asarray(targets[offsets], dtype=np.int64))
+            self._every_offset = [sliding_windows(p, self.max_length, 1) for p in self.parts]
+            counts = [len(v[0]) for v in self._every_offset]
+            self._offset_starts = np.cumsum([0, *counts], dtype=np.int64)
+        total = int(self._offset_starts[-1])
+        if total < 1:
+            raise ValueError(f"no window of {self.max_length} + 1 tokens in {self.path}")
+        offsets = torch.randint(total, (batch_size,), generator=generator).numpy()
+        x, y = self._gather(self._every_offset, self._offset_starts, offsets)
         if device is not None:
             device = torch.device(device)
             if device.type == "cuda":
@@ -162,23 +343,30 @@ class TokenFileDataset(WindowDataset):
         return x, y
 
     def __repr__(self) -> str:
+        shards = f"{len(self.parts)} shards, " if len(self.parts) > 1 else ""
         return (
-            f"TokenFileDataset({str(self.path)!r}, {len(self)} windows, "
-            f"max_length={self.max_length}, stride={self.stride}, {len(self.tokens)} tokens of "
-            f"{self.tokens.dtype})"
+            f"TokenFileDataset({str(self.path)!r}, {shards}{len(self)} windows, "
+            f"max_length={self.max_length}, stride={self.stride}, "
+            f"{sum(len(p) for p in self.parts)} tokens of {self.parts[0].dtype})"
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        # The path, not the tokens: each worker maps the file itself.
+        # The paths, not the tokens: each worker maps the files itself.
+        source = self._source
         return {
-            "path": str(self.path),
+            "path": os.fspath(source)
+            if isinstance(source, (str, os.PathLike))
+            else [os.fspath(p) for p in source],
             "max_length": self.max_length,
             "stride": self.stride,
             "dtype": None if self._dtype is None else self._dtype.str,
+            "split": self._split,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._open(Path(state["path"]), state["max_length"], state["stride"], state["dtype"])
+        self._open(
+            state["path"], state["max_length"], state["stride"], state["dtype"], state.get("split")
+        )
 
 
 class RandomOffsetSampler(Sampler[list[int]]):
@@ -224,3 +412,20 @@ class RandomOffsetSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return self.num_batches
+
+
+def _integer_dtype(value: object, what: str) -> np.dtype[Any]:
+    """``value`` as an integer NumPy dtype, or ``TypeError`` naming ``what``: any other dtype
+    would read the file's bytes as something else (``object`` as pointers: a crash)."""
+    if value is None:
+        raise TypeError(f"{what} is missing")
+    try:
+        dtype: np.dtype[Any] = np.dtype(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{what}: {value!r} is not a NumPy dtype ({error})") from None
+    if dtype.kind not in "iu":
+        raise TypeError(
+            f"{what} is {dtype}; token files hold integer token ids, so only integer dtypes "
+            "(uint16, uint32, int32, int64, ...) are accepted"
+        )
+    return dtype

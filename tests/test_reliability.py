@@ -1,0 +1,360 @@
+"""Hostile input, faults and limits (issue 14): no crash, no abort, bounded time and memory.
+
+Where a crash, an abort or a hang is what is tested, the code runs in a subprocess with a timeout
+(generous: a hang or a quadratic blow-up exceeds it by orders of magnitude, so it is not a timing
+assertion) and, where memory is what is tested, a cap via ``resource.setrlimit(RLIMIT_AS)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiktoken
+import tiktoken.load
+
+import fastllm
+from fastllm import Encoding, SimpleTokenizer
+from fastllm.data import TokenFileDataset
+
+PRELUDE = """
+import resource, sys
+def cap(extra_mb):
+    '''Caps the address space at what the process uses now plus extra_mb.'''
+    with open("/proc/self/status") as f:
+        vm = next(int(l.split()[1]) for l in f if l.startswith("VmSize:")) * 1024
+    limit = vm + (extra_mb << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
+
+def run_isolated(code: str, timeout: float = 120) -> str:
+    """Runs ``code`` in a fresh interpreter; fails on a crash (signal), an abort or a hang."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def byte_ranks() -> dict[bytes, int]:
+    return {bytes([b]): b for b in range(256)}
+
+
+# ---- 1. object dtypes -------------------------------------------------------------------------
+
+
+def test_object_dtype_memmap_is_refused(tmp_path):
+    path = tmp_path / "tokens.bin"
+    np.arange(64, dtype=np.uint16).tofile(path)
+    run_isolated(
+        f"""
+        import numpy as np, pytest
+        from fastllm.windows import sliding_windows
+        from fastllm.data import TokenFileDataset
+        ids = np.memmap({str(path)!r}, dtype=object, mode="r")
+        with pytest.raises(TypeError, match="only integer dtypes"):
+            sliding_windows(ids, 2, 1)
+        with pytest.raises(TypeError, match="only integer dtypes"):
+            sliding_windows(ids[2:], 2, 1)
+        with pytest.raises(TypeError, match="only integer dtypes"):
+            TokenFileDataset({str(path)!r}, max_length=2, dtype=object)
+        print("ok")
+        """
+    )
+
+
+def test_object_arrays_of_python_ints_still_work():
+    inputs, _ = fastllm.windows.sliding_windows(np.array([1, 2, 3, 4], dtype=object), 2, 1)
+    assert inputs.tolist() == [[1, 2], [2, 3]]
+
+
+def test_sidecar_with_object_dtype_is_refused(tmp_path):
+    source = tmp_path / "a.txt"
+    source.write_text("hello world " * 20)
+    out = tmp_path / "t.bin"
+    fastllm.tokenize_files(str(source), out)
+    sidecar = Path(str(out) + ".json")
+    meta = json.loads(sidecar.read_text())
+    for bad in ("object", "float32", None, "no-such-dtype"):
+        meta["dtype"] = bad
+        sidecar.write_text(json.dumps(meta))
+        with pytest.raises(TypeError, match=str(out).replace("\\", "\\\\")):
+            TokenFileDataset(out, max_length=4)
+
+
+# ---- 2, 3. linear-time construction -----------------------------------------------------------
+
+
+def test_megabyte_tokens_load_in_linear_time(tmp_path):
+    """A 4 MB token (quadratic: 77 s for 1 MB, ~20 min for 4 MB) in a file, in the constructor,
+    through pickling; and a long repetitive special-token name."""
+    path = tmp_path / "long.tiktoken"
+    long_token = b"a" * (4 << 20)
+    lines = [base64.b64encode(t) + b" " + str(r).encode() for t, r in byte_ranks().items()]
+    lines.append(base64.b64encode(b"aa") + b" 256")
+    lines.append(base64.b64encode(long_token) + b" 257")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    out = run_isolated(
+        f"""
+        import pickle
+        from fastllm import Encoding
+        enc = Encoding.from_tiktoken_file({str(path)!r}, pat_str=r"\\S+|\\s+",
+                                          special_tokens={{"<" * (1 << 20): 300}})
+        assert enc.encode("a" * (4 << 20)) == [257]
+        again = pickle.loads(pickle.dumps(enc))
+        assert again.encode("aaa") == [256, 97]
+        ranks = {{bytes([b]): b for b in range(256)}} | {{b"b" * (1 << 20): 256}}
+        enc = Encoding("x", pat_str=r"\\S+|\\s+", mergeable_ranks=ranks, special_tokens={{}})
+        print(enc.encode("b" * (1 << 20)))
+        """,
+        timeout=180,
+    )
+    assert out.strip() == "[256]"
+
+
+def test_many_special_tokens_encode_in_linear_time():
+    """200 k specials: each ``encode`` with the default ``disallowed_special="all"`` was
+    quadratic in their number (40 k: 0.97 s a call)."""
+    run_isolated(
+        """
+        from fastllm import Encoding
+        ranks = {bytes([b]): b for b in range(256)}
+        specials = {f"<|s{i}|>": 256 + i for i in range(200_000)}
+        enc = Encoding("many", pat_str="r50k", mergeable_ranks=ranks, special_tokens=specials)
+        for _ in range(20):
+            assert enc.encode("hi") == [104, 105]
+        assert enc.encode("<|s7|>", allowed_special="all") == [263]
+        """,
+        timeout=120,
+    )
+
+
+def test_train_on_one_long_repetitive_piece_is_linear():
+    """``"a" * 1_000_000`` took 105 s (the vocabulary's longest tokens made it quadratic)."""
+    out = run_isolated(
+        """
+        import fastllm.train as T
+        enc = T.train_bpe(["a" * 2_000_000], 300, special_tokens=())
+        print(len(enc.decode_single_token_bytes(enc.n_vocab - 1)))
+        """,
+        timeout=180,
+    )
+    assert int(out) >= 1 << 19
+
+
+# ---- 4, 5. memory -----------------------------------------------------------------------------
+
+
+def test_long_piece_of_bytes_that_never_merge_costs_only_its_tokens():
+    """64 MiB of NUL bytes: 1.39 GB before (21 bytes per input byte); now the cuts where no
+    token can cross leave only the tokens (4 bytes each) and the text."""
+    out = run_isolated(
+        """
+        import fastllm
+        enc = fastllm.get_encoding("gpt2")
+        enc.encode("hi")
+        text = "\\0" * (64 << 20)
+        base = peak_mb()
+        tokens = enc.encode_to_numpy(text)
+        assert len(tokens) == len(text) and int(tokens.max()) == 188
+        print(peak_mb() - base)
+        """
+    )
+    grown_mb = float(out)
+    assert grown_mb <= 4.5 * 64 + 16, grown_mb
+
+
+def test_encode_to_numpy_under_a_memory_cap_does_not_abort():
+    """The one-token-per-byte reservation fails under a cap; that falls back to a growing
+    buffer (``encode`` succeeded where ``encode_to_numpy`` aborted)."""
+    out = run_isolated(
+        """
+        import fastllm
+        enc = fastllm.get_encoding("gpt2")
+        enc.encode("hi")
+        text = "hello world " * 8_000_000
+        cap(250)  # 96 MB of text: one token per byte (384 MB) cannot be reserved
+        print(len(enc.encode_to_numpy(text)))
+        try:
+            print(len(enc.encode(text * 2)))
+        except MemoryError:
+            print("MemoryError")
+        """,
+        timeout=300,
+    )
+    assert out.split() == ["16000001", "MemoryError"]
+
+
+def test_huge_special_id_under_a_memory_cap_gives_memory_error_or_works():
+    out = run_isolated(
+        """
+        from fastllm import Encoding
+        ranks = {bytes([b]): b for b in range(256)}
+        cap(200)
+        try:
+            enc = Encoding("big", pat_str="r50k", mergeable_ranks=ranks,
+                           special_tokens={"<|x|>": 60_000_000})
+        except MemoryError as e:
+            print("MemoryError", e)
+        else:
+            for _ in range(3):
+                print(enc.encode("hi"), enc.encode("<|x|>", allowed_special="all"))
+        """
+    )
+    assert "PyObject pointer is null" not in out
+    assert out.startswith("MemoryError out of memory") or out.startswith("[104, 105]")
+
+
+# ---- 6. threads -------------------------------------------------------------------------------
+
+
+def test_thread_counts_are_validated():
+    enc = fastllm.get_encoding("gpt2")
+    before = fastllm.get_num_threads()
+    with pytest.raises(ValueError, match=r"between 0 \(all cores\) and 1024, got 5000"):
+        fastllm.set_num_threads(5000)
+    assert fastllm.get_num_threads() == before
+    with pytest.raises(ValueError, match=r"num_threads must be between 0 .* got -1"):
+        enc.encode_batch(["a", "b"], num_threads=-1)
+    with pytest.raises(ValueError, match="num_threads"):
+        enc.decode_batch([[1], [2]], num_threads=10_000)
+    assert enc.encode_batch(["a b"] * 50, num_threads=1024) == [[64, 275]] * 50
+
+
+# ---- 7. patterns that do not cover the text ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("pat_str", "text", "at"), [("", "hi", 0), (r"\w+", "hi there", 2)])
+def test_pattern_that_leaves_text_out_is_an_error(pat_str, text, at):
+    enc = Encoding("gap", pat_str=pat_str, mergeable_ranks=byte_ranks(), special_tokens={})
+    with pytest.raises(ValueError, match=f"nothing matches at byte {at} "):
+        enc.encode(text)
+    assert enc.encode("") == []
+
+
+# ---- 8. clear errors --------------------------------------------------------------------------
+
+
+def test_vocabulary_errors_are_short_and_name_the_place(tmp_path):
+    path = tmp_path / "bad.tiktoken"
+    path.write_bytes(b"YQ== 0\n" + b"Q" * (20 << 20) + b" 1 2\n")
+    with pytest.raises(ValueError) as info:
+        Encoding.from_tiktoken_file(path, pat_str="r50k")
+    assert len(str(info.value)) < 400
+    assert "line 2" in str(info.value) and "\u2026" in str(info.value)
+
+    path.write_bytes(b"YQ== 0\nYg== 67108864\n")
+    with pytest.raises(ValueError) as info:
+        Encoding.from_tiktoken_file(path, pat_str="r50k")
+    message = str(info.value)
+    assert str(path) in message and "line 2" in message and "'Yg=='" in message.replace('"', "'")
+    assert "2**26" in message
+
+    with pytest.raises(ValueError, match=r"special token '<\|big\|>'.* below 2\*\*26"):
+        Encoding(
+            "x", pat_str="r50k", mergeable_ranks=byte_ranks(), special_tokens={"<|big|>": 1 << 26}
+        )
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [b"%s\t%d\n", b"%s  %d\n", b"%s \t %d\r\n", b"\t%s %d\n"],
+)
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_tiktoken_files_read_as_tiktoken_reads_them(tmp_path, layout, bom):
+    ranks = byte_ranks() | {b"hi": 256}
+    body = b"".join(layout % (base64.b64encode(t), r) for t, r in ranks.items())
+    path = tmp_path / "v.tiktoken"
+    path.write_bytes(bom + body)
+    if not (bom and layout.startswith(b"\t")):  # tiktoken reads the BOM as a field there
+        assert tiktoken.load.load_tiktoken_bpe(str(path)) == ranks
+    enc = Encoding.from_tiktoken_file(path, pat_str="r50k")
+    assert enc._mergeable_ranks == ranks
+    assert enc.encode("hi") == [256]
+
+
+def test_damaged_encoding_sidecars_name_the_file(tmp_path):
+    path = tmp_path / "e.tiktoken"
+    fastllm.get_encoding("gpt2").save(path)
+    sidecar = Path(str(path) + ".json")
+    good = json.loads(sidecar.read_text())
+    damaged: list[bytes] = [
+        b"\xff\xfe not utf-8",
+        b"[1, 2]",
+        b"{",
+        json.dumps({**good, "special_tokens": ["<|endoftext|>"]}).encode(),
+        json.dumps({**good, "special_tokens": {"<|x|>": "1"}}).encode(),
+        json.dumps({**good, "pat_str": None}).encode(),
+        json.dumps({**good, "version": 99}).encode(),
+        json.dumps({k: v for k, v in good.items() if k != "ranks_sha256"}).encode(),
+        json.dumps({**good, "ranks_sha256": "00"}).encode(),
+    ]
+    for data in damaged:
+        sidecar.write_bytes(data)
+        with pytest.raises(ValueError) as info:
+            Encoding.load(path)
+        assert str(path) in str(info.value), (data, info.value)
+
+
+def test_simple_tokenizer_reads_a_lone_surrogate_as_an_unknown_word():
+    tok = SimpleTokenizer.from_text("hello world", special_tokens=("<|unk|>",))
+    assert tok.encode("hello \ud800") == [tok.encode("hello")[0], tok.token_to_id("<|unk|>")]
+    strict = SimpleTokenizer.from_text("hello world", special_tokens=())
+    with pytest.raises(KeyError, match="not in the vocabulary"):
+        strict.encode("hello \ud800")
+    assert SimpleTokenizer.from_text("a \ud800").encode("\ufffd") == [1]
+
+
+# ---- 9. overlapping special tokens ------------------------------------------------------------
+
+
+def test_overlapping_specials_leftmost_then_longest():
+    """fastllm's rule: the leftmost special token wins, and of those starting at the same place
+    the longest. (tiktoken decides the second case by its regex alternation, whose order comes
+    from a hash map and varies between processes.)"""
+    specials = {"<|a": 300, "<|ab|>": 301, "b|><|c|>": 302}
+    enc = Encoding("o", pat_str="r50k", mergeable_ranks=byte_ranks(), special_tokens=specials)
+    assert enc.encode("<|ab|>", allowed_special="all") == [301]
+    only_a = {"allowed_special": {"<|a"}, "disallowed_special": ()}
+    assert enc.encode("<|ab|>", **only_a) == [300, 98, 124, 62]
+    assert enc.encode("x<|ab|><|c|>", allowed_special="all") == [120, 301, 60, 124, 99, 124, 62]
+    only_c = {"allowed_special": {"b|><|c|>"}, "disallowed_special": ()}
+    assert enc.encode("x<|ab|><|c|>", **only_c) == [120, 60, 124, 97, 302]
+
+
+def test_overlapping_specials_match_tiktoken_where_it_is_deterministic():
+    """Where no special token is a prefix of another, tiktoken's regex finds the leftmost match
+    whatever the alternation order: fastllm must agree."""
+    import random
+
+    rng = random.Random(14)
+    for _ in range(200):
+        names: set[str] = set()
+        while len(names) < rng.randint(1, 6):
+            names.add("".join(rng.choice("<|ab>") for _ in range(rng.randint(1, 5))))
+        if any(a != b and b.startswith(a) for a in names for b in names):
+            continue
+        specials = {n: 256 + i for i, n in enumerate(sorted(names))}
+        ours = Encoding("o", pat_str="r50k", mergeable_ranks=byte_ranks(), special_tokens=specials)
+        theirs = tiktoken.Encoding(
+            "o",
+            pat_str=fastllm._fastllm.R50K_PATTERN,
+            mergeable_ranks=byte_ranks(),
+            special_tokens=specials,
+        )
+        for _ in range(10):
+            text = "".join(rng.choice("<|ab> ") for _ in range(rng.randint(0, 20)))
+            expected = theirs.encode(text, allowed_special="all")
+            assert ours.encode(text, allowed_special="all") == expected, (specials, text)
