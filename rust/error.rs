@@ -51,8 +51,6 @@ pub enum Error {
     },
     /// Writing a file failed (full disk, permissions, ...).
     Write { path: String, reason: String },
-    /// An allocation whose size comes from the input failed (Python's `MemoryError`).
-    OutOfMemory(String),
     /// A long run was stopped on request (Ctrl-C, SIGTERM, an exception in a progress callback).
     Interrupted,
     /// A buffer sized by the input could not be allocated (`try_reserve` failed): Python's
@@ -112,7 +110,6 @@ impl fmt::Display for Error {
             ),
             Error::BadRecord { path, line, reason } => write!(f, "{path}, line {line}: {reason}"),
             Error::Write { path, reason } => write!(f, "cannot write {path}: {reason}"),
-            Error::OutOfMemory(message) => write!(f, "out of memory: {message}"),
             Error::Interrupted => f.write_str("interrupted"),
             Error::OutOfMemory(what) => write!(f, "out of memory: {what}"),
         }
