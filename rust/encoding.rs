@@ -11,6 +11,8 @@ use crate::patterns;
 use crate::pretok;
 use crate::vocab::{Rank, Ranks};
 
+mod unstable;
+
 /// Largest token id accepted; the decoder is a flat table indexed by id.
 const MAX_TOKEN_ID: Rank = (1 << 26) - 1;
 
@@ -130,12 +132,17 @@ pub struct CoreBpe {
     merges: bpe::MergeTable,
     special_names: Vec<String>,
     special_ids: Vec<Rank>,
+    /// Name to index in `special_names`: o200k_harmony has 1,088 special tokens, and a
+    /// linear search per name made `allowed_special="all"` quadratic.
+    special_index: FxHashMap<String, usize>,
     special_matcher: Option<AhoCorasick>,
     longest_special: usize,
     pattern: String,
     splitter: Splitter,
     decoder: Decoder,
     max_token_value: Rank,
+    /// Mergeable token ids sorted by their bytes, made on first use (`encode_with_unstable`).
+    sorted_tokens: std::sync::OnceLock<Vec<Rank>>,
 }
 
 impl CoreBpe {
@@ -149,7 +156,9 @@ impl CoreBpe {
         let splitter = Splitter::new(&pattern)?;
 
         let mut specials: Vec<(String, Rank)> = special_tokens.into_iter().collect();
-        specials.sort_unstable_by_key(|&(_, id)| id);
+        // By id, then name: of two special tokens with one id (o200k_harmony's
+        // `<|endofprompt|>` and `<|reserved_200018|>`), the first decodes it, as in tiktoken.
+        specials.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
         if let Some((name, _)) = specials.iter().find(|(name, _)| name.is_empty()) {
             return Err(Error::InvalidArgument(format!(
                 "special token {name:?} is empty; special tokens must be non-empty strings"
@@ -206,17 +215,24 @@ impl CoreBpe {
         }
         decoder.bytes.extend_from_slice(&[0; Decoder::PAD]);
 
+        let special_index = special_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i))
+            .collect();
         Ok(CoreBpe {
             merges: bpe::MergeTable::new(&ranks),
             ranks,
             special_names,
             special_ids,
+            special_index,
             special_matcher,
             longest_special,
             pattern,
             splitter,
             decoder,
             max_token_value,
+            sorted_tokens: std::sync::OnceLock::new(),
         })
     }
 
@@ -243,8 +259,8 @@ impl CoreBpe {
     pub fn special_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> SpecialSet {
         let mut set = vec![false; self.special_names.len()];
         for name in names {
-            if let Some(i) = self.special_names.iter().position(|n| n == name) {
-                set[i] = true;
+            if let Some(slot) = self.special_index.get(name).and_then(|&i| set.get_mut(i)) {
+                *slot = true;
             }
         }
         SpecialSet(set)
@@ -266,19 +282,28 @@ impl CoreBpe {
         memo: &mut bpe::PieceMemo,
         out: &mut Vec<Rank>,
     ) -> Result<()> {
-        self.splitter.for_each_piece(text, |piece| {
-            memo.encode_piece(piece.as_bytes(), &self.ranks, &self.merges, out)
-                .map_err(|at| {
-                    let byte = piece.as_bytes().get(at).copied().unwrap_or(0);
-                    Error::InvalidVocab {
-                        source: "mergeable_ranks".into(),
-                        reason: format!(
-                            "byte 0x{byte:02x} has no token; a byte-level BPE vocabulary must \
-                             contain all 256 single bytes"
-                        ),
-                    }
-                })
-        })
+        self.splitter
+            .for_each_piece(text, |piece| self.encode_piece(piece.as_bytes(), memo, out))
+    }
+
+    /// BPE-encodes one pre-tokenized piece onto `out`.
+    fn encode_piece(
+        &self,
+        piece: &[u8],
+        memo: &mut bpe::PieceMemo,
+        out: &mut Vec<Rank>,
+    ) -> Result<()> {
+        memo.encode_piece(piece, &self.ranks, &self.merges, out)
+            .map_err(|at| {
+                let byte = piece.get(at).copied().unwrap_or(0);
+                Error::InvalidVocab {
+                    source: "mergeable_ranks".into(),
+                    reason: format!(
+                        "byte 0x{byte:02x} has no token; a byte-level BPE vocabulary must \
+                         contain all 256 single bytes"
+                    ),
+                }
+            })
     }
 
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<Rank>> {
@@ -428,7 +453,7 @@ impl CoreBpe {
             return Ok(rank);
         }
         if let Ok(name) = std::str::from_utf8(piece) {
-            if let Some(i) = self.special_names.iter().position(|n| n == name) {
+            if let Some(&i) = self.special_index.get(name) {
                 return Ok(self.special_ids[i]);
             }
         }
