@@ -165,8 +165,10 @@ def test_every_special_token_combination(pair):
     enc, ref = pair
     specials = _sample_specials(enc)
     text = "start " + " mid ".join(specials) + " end"
-    choices_allowed = [*_subsets(specials)[:16], "all"]
-    choices_disallowed = [*_subsets(specials)[:16], "all", ()]
+    # tiktoken compiles a regex of every disallowed token per set: few sets for harmony's 1,091.
+    n = 16 if len(enc.special_tokens_set) <= 16 else 6
+    choices_allowed = [*_subsets(specials)[:n], "all"]
+    choices_disallowed = [*_subsets(specials)[:n], "all", ()]
     for allowed, disallowed in itertools.product(choices_allowed, choices_disallowed):
         kwargs = {"allowed_special": allowed, "disallowed_special": disallowed}
         for probe in [text, *specials, "plain text"]:
