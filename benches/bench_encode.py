@@ -1,4 +1,5 @@
-"""Encoder and decoder speed: fastllm vs tiktoken vs HF tokenizers vs pure Python.
+"""Encoder and decoder speed, warm: fastllm vs quicktok, splintr, tiktoken, HF tokenizers and
+pure Python.
 
 Every round works on text that no earlier round saw (``pedantic`` with a ``setup`` that hands
 out the next disjoint chunk), so no cache can flatter anyone. Run all of it with
@@ -8,27 +9,54 @@ out the next disjoint chunk), so no cache can flatter anyone. Run all of it with
     python3 benches/report.py benches/results/latest.json
 
 ``extra_info`` carries the input size in bytes (MB/s = bytes / mean), the contender and whether
-its output equalled tiktoken's on that input (``exact``).
+its output equalled tiktoken's on that input (``exact``). quicktok and splintr are checked exact
+against tiktoken on every text a test will time, before it is timed, by another instance of the
+same peer (so that no cache of the timed instance has seen the text); a peer that is not exact is
+reported (skipped with the reason) and not timed. Each peer is skipped when it is not installed.
+
+Cold figures (a fresh process per measurement, the first call) come from ``benches/cold.py``.
 """
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from conftest import KINDS, chunks
-from peers import available, encoder
+from peers import batch_call, build, encoder, encodings, flat, unsupported, vocab_spec
+from texts import PATHOLOGICAL, pathological
 
-ENCODINGS = ["gpt2", "cl100k_base"]
+ENCODINGS = encodings()
 CHUNK = 150_000
-ROUNDS = {"fastllm": 12, "tiktoken": 8, "hf_tokenizers": 4, "pure_python": 2}
+ROUNDS = {
+    "fastllm": 12,
+    "quicktok": 12,
+    "splintr": 12,
+    "tiktoken": 8,
+    "hf_tokenizers": 4,
+    "pure_python": 2,
+}
 CONTENDERS = list(ROUNDS)
+# Peers that must be exact on the measured text before they are timed.
+CHECKED_FIRST = ("quicktok", "splintr")
 
 
-def _skip_unless(contender: str) -> None:
-    if not available(contender):
-        pytest.skip(f"{contender} is not installed")
+def _skip_unless(contender: str, name: str) -> None:
+    reason = unsupported(contender, name)
+    if reason:
+        pytest.skip(reason)
+
+
+def _check_first(contender: str, name: str, texts: list[str]) -> None:
+    """Skips (reported, not timed) a peer that is not exact on any of ``texts``."""
+    if contender not in CHECKED_FIRST:
+        return
+    checker = build(contender, vocab_spec(name))
+    reference = encoder("tiktoken", name)
+    for i, text in enumerate(texts):
+        if checker.encode_ordinary(text) != reference.encode_ordinary(text):
+            pytest.skip(
+                f"{contender} is not exact against tiktoken on measured text {i}: not timed"
+            )
 
 
 def _exact(contender: str, name: str, text: str, ids: list[int]) -> bool:
@@ -39,11 +67,12 @@ def _exact(contender: str, name: str, text: str, ids: list[int]) -> bool:
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("contender", CONTENDERS)
 def test_encode_one_thread(benchmark, contender, kind, name):
-    _skip_unless(contender)
+    _skip_unless(contender, name)
     enc = encoder(contender, name)
     rounds = ROUNDS[contender]
     texts = chunks(kind, rounds + 1, CHUNK)
     check = texts.pop()
+    _check_first(contender, name, texts)
     benchmark.group = f"encode {name} {kind}"
     benchmark.extra_info.update(bytes=CHUNK, contender=contender, threads=1)
     benchmark.extra_info["exact"] = _exact(contender, name, check, enc.encode_ordinary(check))
@@ -67,38 +96,63 @@ def _docs(n_rounds: int) -> list[list[str]]:
 
 @pytest.mark.parametrize("name", ENCODINGS)
 @pytest.mark.parametrize(
-    "contender", ["fastllm", "fastllm_numpy", "tiktoken", "tiktoken_one_thread", "hf_tokenizers"]
+    "contender",
+    [
+        "fastllm",
+        "fastllm_numpy",
+        "quicktok",
+        "splintr",
+        "tiktoken",
+        "tiktoken_one_thread",
+        "hf_tokenizers",
+    ],
 )
 def test_encode_batch(benchmark, contender, name):
     base = contender.replace("_numpy", "").replace("_one_thread", "")
-    _skip_unless(base)
+    _skip_unless(base, name)
     enc = encoder(base, name)
     rounds = 5
     batches = _docs(rounds + 1)
     check = batches.pop()
-    if contender == "fastllm_numpy":
-        run = enc.encode_ordinary_batch_to_numpy
+    if contender == "fastllm":
+        run = enc.encode_ordinary_batch
     elif contender == "tiktoken_one_thread":
 
         def run(docs):
             return [enc.encode_ordinary(d) for d in docs]
     else:
-        run = enc.encode_ordinary_batch
+        run = batch_call(base, enc)
+    flat_of = "tiktoken" if contender in ("fastllm", "tiktoken_one_thread") else base
+    reference = encoder("tiktoken", name).encode_ordinary_batch
+    if base in CHECKED_FIRST:
+        checker = batch_call(base, build(base, vocab_spec(name)))
+        for i, docs in enumerate(batches):
+            tokens, lengths = flat(base, checker(docs))
+            ref_tokens, ref_lengths = flat("tiktoken", reference(docs))
+            if not (tokens == ref_tokens).all() or not (lengths == ref_lengths).all():
+                pytest.skip(
+                    f"{base} is not exact against tiktoken on measured batch {i}: not timed"
+                )
     size = sum(len(d.encode()) for d in batches[0])
     benchmark.group = f"batch {name} english"
     benchmark.extra_info.update(bytes=size, contender=contender, threads="all")
-    out = run(check)
-    flat = out[0].tolist() if contender == "fastllm_numpy" else [t for ids in out for t in ids]
-    reference = encoder("tiktoken", name).encode_ordinary_batch(check)
-    benchmark.extra_info["exact"] = flat == [t for ids in reference for t in ids]
+    tokens, lengths = flat(flat_of, run(check))
+    ref_tokens, ref_lengths = flat("tiktoken", reference(check))
+    benchmark.extra_info["exact"] = bool(
+        len(tokens) == len(ref_tokens)
+        and (tokens == ref_tokens).all()
+        and (lengths == ref_lengths).all()
+    )
     feed = iter(batches)
     benchmark.pedantic(run, setup=lambda: ((next(feed),), {}), rounds=rounds, iterations=1)
 
 
 @pytest.mark.parametrize("name", ENCODINGS)
-@pytest.mark.parametrize("contender", ["fastllm", "tiktoken", "hf_tokenizers"])
+@pytest.mark.parametrize(
+    "contender", ["fastllm", "quicktok", "splintr", "tiktoken", "hf_tokenizers"]
+)
 def test_decode(benchmark, contender, name):
-    _skip_unless(contender)
+    _skip_unless(contender, name)
     enc = encoder(contender, name)
     rounds = 10
     reference = encoder("tiktoken", name)
@@ -111,32 +165,13 @@ def test_decode(benchmark, contender, name):
     benchmark.pedantic(enc.decode, setup=lambda: ((next(feed),), {}), rounds=rounds, iterations=1)
 
 
-def pathological(kind: str, size: int, seed: int) -> str:
-    rng = random.Random(seed)
-    if kind == "a":
-        return "a" * size
-    if kind == "spaces":
-        return " " * size
-    if kind == "space_newline":
-        return "".join(rng.choice(" \n") for _ in range(size))
-    if kind == "digits":
-        return "".join(rng.choice("0123456789") for _ in range(size))
-    if kind == "punctuation":
-        return "".join(rng.choice('!"#$%&()*+,-./:;<=>?@[]^_`{|}~') for _ in range(size))
-    if kind == "cjk_word":
-        return "".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(size // 3))
-    raise ValueError(kind)
-
-
-PATHOLOGICAL = ["a", "spaces", "space_newline", "digits", "punctuation", "cjk_word"]
-
-
 @pytest.mark.parametrize("name", ENCODINGS)
 @pytest.mark.parametrize("kind", PATHOLOGICAL)
 @pytest.mark.parametrize(
     ("contender", "megabytes"), [("fastllm", 1), ("fastllm", 2), ("tiktoken", 1)]
 )
 def test_pathological(benchmark, contender, megabytes, kind, name):
+    _skip_unless(contender, name)
     enc = encoder(contender, name)
     rounds = 3 if contender == "fastllm" else 1
     inputs = [pathological(kind, megabytes * 1_000_000, seed) for seed in range(rounds)]

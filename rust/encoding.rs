@@ -1,70 +1,15 @@
 //! `CoreBpe`: a complete encoding (mergeable ranks, special tokens, pre-tokenizer), with the
 //! encode and decode operations behind fastllm's tiktoken-compatible `Encoding`.
 
-use aho_corasick::{AhoCorasick, MatchKind};
 use rustc_hash::FxHashMap;
 
 use crate::bpe;
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::patterns;
-use crate::pretok;
-use crate::vocab::{Rank, Ranks};
+use crate::pretok::{patterns, SpecialMatcher, Splitter};
+use crate::vocab::{Rank, Ranks, MAX_ID};
 
 mod unstable;
-
-/// Largest token id accepted; the decoder is a flat table indexed by id.
-const MAX_TOKEN_ID: Rank = (1 << 26) - 1;
-
-/// Splits text into the pieces that BPE merges independently: the hand-written scanners for the
-/// r50k and cl100k patterns (exactly equivalent, 7-17x faster), a regex for any other pattern.
-enum Splitter {
-    Fast(pretok::Kind),
-    Regex {
-        regex: fancy_regex::Regex,
-        pattern: String,
-    },
-}
-
-impl Splitter {
-    fn new(pattern: &str) -> Result<Self> {
-        if let Some(kind) = pretok::fast_splitter_for(pattern) {
-            return Ok(Splitter::Fast(kind));
-        }
-        let regex = fancy_regex::RegexBuilder::new(pattern)
-            .backtrack_limit(100_000_000)
-            .build()
-            .map_err(|e| Error::InvalidPattern {
-                pattern: pattern.to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok(Splitter::Regex {
-            regex,
-            pattern: pattern.to_string(),
-        })
-    }
-
-    fn for_each_piece(&self, text: &str, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
-        match self {
-            Splitter::Fast(kind) => {
-                for piece in kind.pieces(text) {
-                    f(piece)?;
-                }
-                Ok(())
-            }
-            Splitter::Regex { regex, pattern } => {
-                for found in regex.find_iter(text) {
-                    let found = found.map_err(|e| Error::PatternFailed {
-                        pattern: pattern.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    f(found.as_str())?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
 
 /// Which special tokens a call allows or forbids, indexed like `CoreBpe::special_names`.
 #[derive(Clone, Debug, Default)]
@@ -132,11 +77,10 @@ pub struct CoreBpe {
     merges: bpe::MergeTable,
     special_names: Vec<String>,
     special_ids: Vec<Rank>,
-    /// Name to index in `special_names`: o200k_harmony has 1,088 special tokens, and a
+    /// Name to index in `special_names`: o200k_harmony has 1,091 special tokens, and a
     /// linear search per name made `allowed_special="all"` quadratic.
     special_index: FxHashMap<String, usize>,
-    special_matcher: Option<AhoCorasick>,
-    longest_special: usize,
+    special_matcher: Option<SpecialMatcher>,
     pattern: String,
     splitter: Splitter,
     decoder: Decoder,
@@ -159,24 +103,9 @@ impl CoreBpe {
         // By id, then name: of two special tokens with one id (o200k_harmony's
         // `<|endofprompt|>` and `<|reserved_200018|>`), the first decodes it, as in tiktoken.
         specials.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-        if let Some((name, _)) = specials.iter().find(|(name, _)| name.is_empty()) {
-            return Err(Error::InvalidArgument(format!(
-                "special token {name:?} is empty; special tokens must be non-empty strings"
-            )));
-        }
         let special_names: Vec<String> = specials.iter().map(|(n, _)| n.clone()).collect();
         let special_ids: Vec<Rank> = specials.iter().map(|&(_, id)| id).collect();
-        let special_matcher = if special_names.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::Standard)
-                    .build(&special_names)
-                    .map_err(|e| Error::InvalidArgument(format!("special tokens: {e}")))?,
-            )
-        };
-        let longest_special = special_names.iter().map(String::len).max().unwrap_or(0);
+        let special_matcher = SpecialMatcher::new(&special_names)?;
 
         let max_token_value = ranks
             .values()
@@ -184,10 +113,10 @@ impl CoreBpe {
             .copied()
             .max()
             .unwrap_or(0);
-        if max_token_value > MAX_TOKEN_ID {
+        if max_token_value > MAX_ID {
             return Err(Error::InvalidArgument(format!(
                 "token id {max_token_value} is too large; ids must be below {}",
-                MAX_TOKEN_ID as u64 + 1
+                MAX_ID as u64 + 1
             )));
         }
         let mut decoder = Decoder {
@@ -227,7 +156,6 @@ impl CoreBpe {
             special_ids,
             special_index,
             special_matcher,
-            longest_special,
             pattern,
             splitter,
             decoder,
@@ -282,8 +210,9 @@ impl CoreBpe {
         memo: &mut bpe::PieceMemo,
         out: &mut Vec<Rank>,
     ) -> Result<()> {
-        self.splitter
-            .for_each_piece(text, |piece| self.encode_piece(piece.as_bytes(), memo, out))
+        self.splitter.for_each_piece(text, |piece: &str| {
+            self.encode_piece(piece.as_bytes(), memo, out)
+        })
     }
 
     /// BPE-encodes one pre-tokenized piece onto `out`.
@@ -324,30 +253,7 @@ impl CoreBpe {
         if set.is_empty() {
             return None;
         }
-        let hay = text.get(from..)?;
-        let mut best: Option<(usize, usize, usize)> = None;
-        for m in matcher.find_overlapping_iter(hay) {
-            if let Some((start, _, _)) = best {
-                if m.end() > start + self.longest_special {
-                    break;
-                }
-            }
-            let index = m.pattern().as_usize();
-            if !set.contains(index) {
-                continue;
-            }
-            let candidate = (from + m.start(), from + m.end(), index);
-            best = match best {
-                Some(b)
-                    if (b.0, std::cmp::Reverse(b.1))
-                        <= (candidate.0, std::cmp::Reverse(candidate.1)) =>
-                {
-                    Some(b)
-                }
-                _ => Some(candidate),
-            };
-        }
-        best
+        matcher.find(text, from, |index| set.contains(index))
     }
 
     /// Encodes `text`, turning the special tokens in `allowed` into their ids. Fails with
@@ -486,48 +392,6 @@ impl CoreBpe {
     }
 }
 
-/// Python's `repr` of a string, for error messages that must read like tiktoken's.
-pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// tiktoken's message for a disallowed special token, word for word.
-pub fn disallowed_special_message(token: &str) -> String {
-    let r = py_repr(token);
-    format!(
-        "Encountered text corresponding to disallowed special token {r}.\n\
-         If you want this text to be encoded as a special token, pass it to `allowed_special`, \
-         e.g. `allowed_special={{{r}, ...}}`.\n\
-         If you want this text to be encoded as normal text, disable the check for this token by \
-         passing `disallowed_special=(enc.special_tokens_set - {{{r}}})`.\n\
-         To disable this check for all special tokens, pass `disallowed_special=()`.\n"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,12 +448,5 @@ mod tests {
             err.map_err(|e| e.to_string().starts_with("invalid pat_str \"(unclosed\"")),
             Err(true)
         );
-    }
-
-    #[test]
-    fn repr_like_python() {
-        assert_eq!(py_repr("<|endoftext|>"), "'<|endoftext|>'");
-        assert_eq!(py_repr("it's"), "\"it's\"");
-        assert_eq!(py_repr("a\nb"), "'a\\nb'");
     }
 }

@@ -1,15 +1,9 @@
-//! The one error type of the core. The Python bindings map each variant to one exception class
-//! (`ValueError`, `KeyError` or `OSError`); nothing in the core panics on user input.
+//! The one error type of the core, with its messages (tiktoken's texts, word for word, where
+//! tiktoken has one) and `py_repr` for quoting values in them. A leaf: it imports nothing from
+//! the crate, and it knows nothing of Python's exception classes (the bindings, `py/mod.rs`,
+//! map each variant to one); nothing in the core panics on user input.
 
 use std::fmt;
-
-/// Which Python exception class an [`Error`] becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    Value,
-    Key,
-    Os,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -63,20 +57,6 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-impl Error {
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Error::InvalidToken(_)
-            | Error::NoSuchToken(_)
-            | Error::NotAToken(_)
-            | Error::UnknownWord(_) => ErrorKind::Key,
-            Error::Io { .. } => ErrorKind::Os,
-            Error::Write { .. } => ErrorKind::Os,
-            _ => ErrorKind::Value,
-        }
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -116,12 +96,9 @@ impl fmt::Display for Error {
                 f,
                 "{} is not in the vocabulary and this SimpleTokenizer has unk_token=None; add the \
                  word to the vocabulary or build the tokenizer with unk_token='<|unk|>'",
-                crate::encoding::py_repr(word)
+                py_repr(word)
             ),
-            Error::DisallowedSpecial(token) => write!(
-                f,
-                "Encountered text corresponding to disallowed special token {token:?}"
-            ),
+            Error::DisallowedSpecial(token) => f.write_str(&disallowed_special_message(token)),
             Error::InvalidArgument(message) => f.write_str(message),
             Error::InvalidUtf8 { path, offset } => write!(
                 f,
@@ -136,3 +113,67 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Python's `repr` of a string, for error messages that must read like tiktoken's.
+pub fn py_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// tiktoken's message for a disallowed special token, word for word (the `Display` of
+/// [`Error::DisallowedSpecial`]).
+fn disallowed_special_message(token: &str) -> String {
+    let r = py_repr(token);
+    format!(
+        "Encountered text corresponding to disallowed special token {r}.\n\
+         If you want this text to be encoded as a special token, pass it to `allowed_special`, \
+         e.g. `allowed_special={{{r}, ...}}`.\n\
+         If you want this text to be encoded as normal text, disable the check for this token by \
+         passing `disallowed_special=(enc.special_tokens_set - {{{r}}})`.\n\
+         To disable this check for all special tokens, pass `disallowed_special=()`.\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repr_like_python() {
+        assert_eq!(py_repr("<|endoftext|>"), "'<|endoftext|>'");
+        assert_eq!(py_repr("it's"), "\"it's\"");
+        assert_eq!(py_repr("a\nb"), "'a\\nb'");
+    }
+
+    #[test]
+    fn disallowed_special_reads_like_tiktoken() {
+        let message = Error::DisallowedSpecial("<|endoftext|>".into()).to_string();
+        assert!(message.starts_with(
+            "Encountered text corresponding to disallowed special token '<|endoftext|>'.\n"
+        ));
+        assert!(message.ends_with("pass `disallowed_special=()`.\n"));
+    }
+}

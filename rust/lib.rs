@@ -6,8 +6,8 @@ pub mod bpe;
 pub mod corpus;
 pub mod encoding;
 pub mod error;
+pub mod flat;
 pub mod parallel;
-pub mod patterns;
 pub mod pretok;
 pub mod simple;
 pub mod train;
@@ -18,5 +18,5 @@ pub mod windows;
 mod py;
 
 pub use encoding::CoreBpe;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, Result};
 pub use vocab::{Rank, Ranks};

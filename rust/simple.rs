@@ -10,14 +10,12 @@
 use rustc_hash::{FxBuildHasher, FxHashSet};
 use std::hash::BuildHasher;
 
-use crate::encoding::py_repr;
+use crate::error::py_repr;
 use crate::error::{Error, Result};
+use crate::vocab::MAX_ID;
 
 /// The splitting regex of the book, for documentation and error messages.
 pub const SPLIT_PATTERN: &str = r#"([,.:;?_!"()\']|--|\s)"#;
-
-/// Largest token id accepted; the decoder is a flat table indexed by id.
-pub const MAX_ID: u32 = (1 << 26) - 1;
 
 /// Python's `str.isspace` (and `re`'s `\s` on `str` patterns).
 pub fn is_py_space(c: char) -> bool {

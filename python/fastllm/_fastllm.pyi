@@ -185,3 +185,13 @@ def count_files(
     job_bytes: int,
     progress: _ProgressCallable[[int, int, int, int], object] | None = None,
 ) -> str: ...
+
+# ---- Arrow columns in (rust/py/arrow.rs) ----
+from typing import Any as _ArrowAny  # noqa: E402 (this section's own import)
+
+def encode_ordinary_arrow(
+    core_bpe: CoreBPE,
+    column: _ArrowAny,
+    eot: int | None = None,
+    num_threads: int = 0,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64], int]: ...

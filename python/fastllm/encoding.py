@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from fastllm.arrow import EncodedColumn
+
 __all__ = ["Encoding", "resolve_pattern"]
 
 AllowedSpecial = Union[Literal["all"], AbstractSet[str]]
@@ -380,6 +382,18 @@ class Encoding:
             return self._core_bpe.encode_with_unstable(text, allowed, disallowed)
         except UnicodeEncodeError:
             return self._core_bpe.encode_with_unstable(_fix_surrogates(text), allowed, disallowed)
+
+    def encode_ordinary_arrow(
+        self, column: Any, *, eot: bool = False, num_threads: int | None = None
+    ) -> EncodedColumn:
+        """Encodes every row of an Arrow string column (pyarrow, polars, DuckDB...) without a
+        Python ``str`` per row, on all cores: ``(tokens, offsets, null_count)``, NumPy, zero-copy.
+
+        ``eot=True`` ends each document with ``<|endoftext|>``. See :mod:`fastllm.arrow`.
+        """
+        from fastllm import arrow
+
+        return arrow.encode_ordinary_arrow(self, column, eot=eot, num_threads=num_threads)
 
     def encode_single_token(self, text_or_bytes: str | bytes) -> int:
         """Returns the id of the token whose text or bytes this is; ``KeyError`` if none.

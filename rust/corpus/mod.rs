@@ -4,7 +4,7 @@
 //!
 //! Design notes (measured on the 2-core dev machine, `benches/bench_corpus.py`, gpt2):
 //! - A reader thread cuts the inputs into ~1 MiB jobs (small files packed together, long
-//!   documents cut where encoding the parts gives the tokens of the whole, see `split`); N encoder
+//!   documents cut where encoding the parts gives the tokens of the whole, `crate::pretok::cut`); N encoder
 //!   threads decode (strict or U+FFFD), parse JSONL, encode with `CoreBpe::encode_ordinary_into`
 //!   and lay the tokens out in the output dtype; the calling thread writes results in input order
 //!   (a reorder buffer keyed by job number). Scoped threads, no pool (forked DataLoader workers).
@@ -25,13 +25,13 @@
 mod output;
 mod pipeline;
 mod source;
-mod split;
 mod work;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -147,21 +147,35 @@ impl Settings {
     }
 }
 
-/// An encoding ready for corpus runs, with what identifies it in a sidecar.
+/// An encoding ready for corpus runs, with what identifies it in a sidecar. It holds the
+/// encoding's core by `Arc`, so a Python `Encoding` and its corpus encoder can share one core.
 pub struct Encoder {
-    bpe: CoreBpe,
+    bpe: Arc<CoreBpe>,
     name: String,
     vocab_sha256: String,
 }
 
 impl Encoder {
-    pub fn new(bpe: CoreBpe, name: String) -> Self {
+    /// An encoder for `bpe` (owned or shared); the sha256 of its ranks is computed here.
+    pub fn new(bpe: impl Into<Arc<CoreBpe>>, name: String) -> Self {
+        let bpe = bpe.into();
         let vocab_sha256 = vocab::sha256_hex(&vocab::format_tiktoken(bpe.ranks()));
+        Self::with_sha256(bpe, name, vocab_sha256)
+    }
+
+    /// An encoder for `bpe` whose ranks' sha256 (of their `.tiktoken` form) the caller knows
+    /// already (a bundled encoding checked on load), which spares serializing the ranks.
+    pub fn with_sha256(bpe: Arc<CoreBpe>, name: String, vocab_sha256: String) -> Self {
         Encoder {
             bpe,
             name,
             vocab_sha256,
         }
+    }
+
+    /// The shared encoding core.
+    pub fn core(&self) -> &Arc<CoreBpe> {
+        &self.bpe
     }
 
     pub fn name(&self) -> &str {
@@ -200,8 +214,9 @@ impl Encoder {
         })
     }
 
-    fn split_kind(&self) -> Option<pretok::Kind> {
-        pretok::fast_splitter_for(self.bpe.pattern())
+    /// Whether long documents may be cut without changing their tokens.
+    fn cuttable(&self) -> bool {
+        pretok::cut::keeps_pieces(self.bpe.pattern())
     }
 }
 
@@ -407,7 +422,7 @@ pub fn tokenize_files(
         dtype: Some(dtype),
         threads: crate::parallel::effective_threads(options.threads, usize::MAX),
         job_bytes: options.job_bytes.max(1),
-        split: encoder.split_kind(),
+        cuttable: encoder.cuttable(),
     };
     if let Err(error) = pipeline::run(&plan, &mut handler) {
         // Keep everything written so far resumable (a failing disk may refuse even this).
@@ -546,7 +561,7 @@ pub fn count_files(
         dtype: None,
         threads: crate::parallel::effective_threads(options.threads, usize::MAX),
         job_bytes: options.job_bytes.max(1),
-        split: encoder.split_kind(),
+        cuttable: encoder.cuttable(),
     };
     pipeline::run(&plan, &mut handler)?;
     handler.raw_done = total;

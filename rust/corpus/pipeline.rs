@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use crate::encoding::CoreBpe;
 use crate::error::{Error, Result};
-use crate::pretok::Kind;
 
 use super::source::{read_jobs, Item};
 use super::work::{encode_job, Encoded};
@@ -55,7 +54,8 @@ pub struct Plan<'a> {
     pub dtype: Option<Dtype>,
     pub threads: usize,
     pub job_bytes: usize,
-    pub split: Option<Kind>,
+    /// Whether long documents may be cut (`crate::pretok::cut` holds for the pattern).
+    pub cuttable: bool,
 }
 
 /// Runs the pipeline; returns the first error in input order, or the handler's.
@@ -104,7 +104,7 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
                     plan.start,
                     plan.raw_before,
                     plan.job_bytes,
-                    plan.split,
+                    plan.cuttable,
                     &mut emit,
                 );
                 let _ = result_tx.send((seq, Msg::End));

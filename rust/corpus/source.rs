@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::pretok::Kind;
+use crate::pretok::cut;
 
-use super::split::last_safe_cut;
 use super::{Format, Input, Position};
 
 /// How an input file is stored.
@@ -155,7 +154,7 @@ pub fn read_jobs(
     start: &Position,
     raw_before: u64,
     job_bytes: usize,
-    split: Option<Kind>,
+    cuttable: bool,
     emit: &mut dyn FnMut(Item) -> bool,
 ) {
     let counter = Arc::new(AtomicU64::new(raw_before));
@@ -167,7 +166,7 @@ pub fn read_jobs(
     };
     let mut reader = Reader {
         job_bytes,
-        split,
+        cuttable,
         counter,
     };
     for (index, input) in inputs.iter().enumerate().skip(start.file) {
@@ -207,7 +206,8 @@ pub fn read_jobs(
 
 struct Reader {
     job_bytes: usize,
-    split: Option<Kind>,
+    /// Whether a long document may be cut at `crate::pretok::cut`'s safe cuts.
+    cuttable: bool,
     counter: Arc<AtomicU64>,
 }
 
@@ -294,11 +294,13 @@ impl Reader {
             // The job is full: cut the current segment at its last boundary.
             let segment = job.data.get(seg_start..).unwrap_or_default();
             let from = searched.saturating_sub(seg_start);
-            let cut = if text {
-                last_safe_cut(self.split, segment, from)
-            } else {
+            let cut = if !text {
                 memchr::memrchr(b'\n', segment.get(from..).unwrap_or_default())
                     .map(|i| from + i + 1)
+            } else if self.cuttable {
+                cut::last_safe_cut(segment, from)
+            } else {
+                None
             };
             let Some(cut) = cut else {
                 let here = Position {

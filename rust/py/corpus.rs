@@ -1,7 +1,7 @@
 //! `fastllm._fastllm.CorpusEncoder`, `tokenize_files` and `count_files`: the Rust corpus runs
 //! behind `fastllm.tokenize_files`, `fastllm.count_tokens_in_files` and the `fastllm tokenize` /
 //! `fastllm count` commands. The GIL is released for the whole run; about every 100 ms the
-//! writer thread takes it back to check for Ctrl-C and call the progress callback.
+//! writer thread takes it back to check for Ctrl-C and call the progress callback (`callback`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,9 +12,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use rustc_hash::FxHashMap;
 
+use super::callback::{run_detached, Caller};
 use crate::corpus::{self, Encoder, Format, Input, Progress, RunOptions, Settings};
 use crate::encoding::CoreBpe;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::vocab::{self, Rank};
 
 #[pyclass(frozen, name = "CorpusEncoder", module = "fastllm._fastllm")]
@@ -38,7 +39,7 @@ impl PyCorpusEncoder {
         let inner = py.detach(move || -> Result<Encoder> {
             let ranks = vocab::parse_tiktoken(&tiktoken_bytes, &name)?;
             let bpe = CoreBpe::new(ranks, specials, &pat_str)?;
-            Ok(Encoder::new(bpe, name))
+            Ok(Encoder::new(Arc::new(bpe), name))
         })?;
         Ok(PyCorpusEncoder {
             inner: Arc::new(inner),
@@ -114,35 +115,9 @@ fn settings(encoder: &Encoder, field: String, eot: bool, errors: &str) -> PyResu
     })
 }
 
-/// Runs `work` without the GIL; the progress closure it gets checks for signals and calls
-/// `progress(bytes_done, bytes_total, tokens, documents)`. A Python exception from either stops
-/// the run and is raised.
-fn run_detached<T: Send>(
-    py: Python<'_>,
-    progress: Option<Py<PyAny>>,
-    work: impl FnOnce(&mut dyn FnMut(&Progress) -> Result<()>) -> Result<T> + Send,
-) -> PyResult<T> {
-    let mut raised: Option<PyErr> = None;
-    let result = py.detach(|| {
-        let mut report = |p: &Progress| -> Result<()> {
-            Python::attach(|py| -> PyResult<()> {
-                py.check_signals()?;
-                if let Some(callback) = &progress {
-                    callback.call1(py, (p.bytes_done, p.bytes_total, p.tokens, p.documents))?;
-                }
-                Ok(())
-            })
-            .map_err(|err| {
-                raised = Some(err);
-                Error::Interrupted
-            })
-        };
-        work(&mut report)
-    });
-    match (result, raised) {
-        (_, Some(err)) => Err(err),
-        (result, None) => Ok(result?),
-    }
+/// `progress(bytes_done, bytes_total, tokens, documents)` through `caller`.
+fn report(caller: &mut Caller<'_>, p: &Progress) -> Result<()> {
+    caller.call((p.bytes_done, p.bytes_total, p.tokens, p.documents))
 }
 
 /// Tokenizes files into a token file; returns its sidecar (plus a `"run"` entry) as JSON.
@@ -181,8 +156,10 @@ fn tokenize_files(
         checkpoint_every,
         resume,
     };
-    let summary = run_detached(py, progress, |report| {
-        corpus::tokenize_files(&encoder, &inputs, &out, &settings, &options, report)
+    let summary = run_detached(py, progress.as_ref(), |caller| {
+        corpus::tokenize_files(&encoder, &inputs, &out, &settings, &options, &mut |p| {
+            report(caller, p)
+        })
     })?;
     Ok(summary.to_string())
 }
@@ -213,8 +190,10 @@ fn count_files(
         job_bytes,
         ..RunOptions::default()
     };
-    let summary = run_detached(py, progress, |report| {
-        corpus::count_files(&encoder, &inputs, &settings, &options, report)
+    let summary = run_detached(py, progress.as_ref(), |caller| {
+        corpus::count_files(&encoder, &inputs, &settings, &options, &mut |p| {
+            report(caller, p)
+        })
     })?;
     Ok(summary.to_string())
 }

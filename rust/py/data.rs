@@ -6,10 +6,10 @@ use numpy::{IntoPyArray, PyArray1};
 use pyo3::exceptions::{PyKeyError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyInt, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::encoding::py_repr;
+use super::convert::IntCache;
+use crate::error::py_repr;
 use crate::simple::SimpleTokenizer;
 use crate::windows;
 
@@ -119,51 +119,24 @@ fn window_count(n_tokens: usize, max_length: i64, stride: i64) -> PyResult<usize
     Ok(windows::window_spec(n_tokens, max_length, stride)?.n_windows)
 }
 
-/// Vocabularies up to this many ids keep one Python int per id for `encode`'s lists.
-const INT_CACHE_LIMIT: usize = 1 << 19;
-
 #[pyclass(frozen, name = "SimpleTokenizerCore", module = "fastllm._fastllm")]
 pub struct PySimpleTokenizer {
     inner: SimpleTokenizer,
-    /// `ints[id]` is the Python int `id`, made by the first large `encode`: a list of ids then
-    /// costs a reference count per token instead of an int allocation (which was half of
-    /// `encode`'s time on prose).
-    ints: PyOnceLock<Vec<Py<PyInt>>>,
+    /// Python ints for the id lists (see `convert`).
+    ints: IntCache,
 }
 
 impl PySimpleTokenizer {
     fn wrap(inner: SimpleTokenizer) -> Self {
+        let bound = inner.id_bound();
         PySimpleTokenizer {
             inner,
-            ints: PyOnceLock::new(),
+            ints: IntCache::new(bound),
         }
     }
 
     fn id_list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
-        let bound = self.inner.id_bound();
-        // Build the cache only for a call at least a quarter the size of the vocabulary, so
-        // that a short text never pays for a large vocabulary's ints.
-        let ints = match self.ints.get(py) {
-            Some(ints) => Some(ints),
-            None if bound <= INT_CACHE_LIMIT && ids.len().saturating_mul(4) >= bound => {
-                Some(self.ints.get_or_try_init(py, || {
-                    (0..bound as u32)
-                        .map(|id| id.into_pyobject(py).map(Bound::unbind))
-                        .collect::<Result<Vec<_>, _>>()
-                })?)
-            }
-            None => None,
-        };
-        match ints {
-            Some(ints) => PyList::new(
-                py,
-                ids.iter().map(|&id| match ints.get(id as usize) {
-                    Some(int) => int.bind(py).clone(),
-                    None => PyInt::new(py, id),
-                }),
-            ),
-            None => PyList::new(py, ids),
-        }
+        self.ints.list(py, ids)
     }
 }
 
@@ -182,7 +155,7 @@ fn vocab_pairs(vocab: &Bound<'_, PyDict>) -> PyResult<Vec<(String, i64)>> {
                 "vocab[{}] = {}: token ids must be integers in 0..={}",
                 py_repr(&token),
                 short_repr(&value),
-                crate::simple::MAX_ID
+                crate::vocab::MAX_ID
             ))
         })?;
         pairs.push((token, id));

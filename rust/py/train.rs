@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyBytes;
 
-use crate::error::Error;
+use super::callback::run_detached;
 use crate::train::{split_pieces as core_split_pieces, BpeTrainer};
 
 /// How often training returns to Python (progress callback, Ctrl-C).
@@ -70,17 +70,10 @@ impl PyBpeTrainer {
         paths: Vec<PathBuf>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let mut raised: Option<PyErr> = None;
         let inner = &mut self.inner;
-        let result = py.detach(|| {
-            inner.add_files(&paths, &mut |files, bytes| {
-                call_back(&progress, (files, bytes), &mut raised)
-            })
-        });
-        match raised {
-            Some(err) => Err(err),
-            None => Ok(result?),
-        }
+        run_detached(py, progress.as_ref(), |caller| {
+            inner.add_files(&paths, &mut |files, bytes| caller.call((files, bytes)))
+        })
     }
 
     /// Learns the merges (GIL released) and returns the token bytes by rank. `progress(done,
@@ -91,48 +84,20 @@ impl PyBpeTrainer {
         py: Python<'py>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(Vec<Bound<'py, PyBytes>>, usize)> {
-        let mut raised: Option<PyErr> = None;
         let mut last = Instant::now();
         let inner = &self.inner;
-        let trained = py.detach(|| {
+        let trained = run_detached(py, progress.as_ref(), |caller| {
             inner.train(&mut |done, total| {
                 if done < total && last.elapsed() < PROGRESS_INTERVAL {
                     return Ok(());
                 }
                 last = Instant::now();
-                call_back(&progress, (done, total), &mut raised)
+                caller.call((done, total))
             })
-        });
-        let trained = match (trained, raised) {
-            (_, Some(err)) => return Err(err),
-            (result, None) => result?,
-        };
+        })?;
         let tokens = trained.tokens.iter().map(|t| PyBytes::new(py, t)).collect();
         Ok((tokens, trained.steps))
     }
-}
-
-/// From a thread without the GIL: takes the GIL, checks for Ctrl-C and calls `callback(args)`.
-/// A Python exception is kept in `raised` and stops the Rust work with a placeholder error.
-fn call_back<A>(
-    callback: &Option<Py<PyAny>>,
-    args: A,
-    raised: &mut Option<PyErr>,
-) -> crate::error::Result<()>
-where
-    A: for<'py> pyo3::call::PyCallArgs<'py>,
-{
-    Python::attach(|py| -> PyResult<()> {
-        py.check_signals()?;
-        if let Some(callback) = callback {
-            callback.call1(py, args)?;
-        }
-        Ok(())
-    })
-    .map_err(|err| {
-        *raised = Some(err);
-        Error::InvalidArgument("stopped from Python".into())
-    })
 }
 
 /// The pre-token pieces of `text` under `pat_str`, each with whether it is a special token.

@@ -20,10 +20,11 @@ use rustc_hash::{FxBuildHasher, FxHashMap};
 use super::split::{for_each_word, PreTokenizer};
 use crate::error::{Error, Result};
 use crate::parallel;
+use crate::pretok::cut;
 
 /// Bytes of file text read before counting them (bounds memory for big inputs).
 const FILE_BATCH_BYTES: usize = 64 << 20;
-/// Files are read in blocks of about this size, cut at [`super::split::safe_cut`] points; under a
+/// Files are read in blocks of about this size, cut at `crate::pretok::cut`'s safe cuts; under a
 /// pattern where cutting is not proven safe, whole.
 const FILE_BLOCK_BYTES: usize = 32 << 20;
 
@@ -228,7 +229,7 @@ fn utf8(path: &Path, bytes: Vec<u8>, offset: u64) -> Result<String> {
 }
 
 /// Calls `f` on the text of the file at `path`: whole, or in blocks of about `block` bytes cut
-/// at safe points (see [`super::split::safe_cut`]; a block grows until it has one).
+/// at safe cuts (`crate::pretok::cut::last_safe_cut`; a block grows until it has one).
 fn read_blocks(
     path: &Path,
     block: Option<usize>,
@@ -242,7 +243,7 @@ fn read_blocks(
         return f(utf8(path, bytes, 0)?);
     };
     // `buffer` holds the file from byte `offset` on; it has no safe cut before `searched`.
-    // Cuts are found on bytes (a cut follows an ASCII `\n`, so it is a char boundary even in
+    // Cuts are found on bytes (a cut is next to ASCII bytes, so it is a char boundary even in
     // invalid UTF-8) and each byte is validated once, when its block is handed on.
     let mut buffer: Vec<u8> = Vec::new();
     let mut offset = 0u64;
@@ -269,7 +270,7 @@ fn read_blocks(
             };
         }
         // A newline at the very end is decided once the next byte is read.
-        match last_safe_cut(&buffer, searched.saturating_sub(2)) {
+        match cut::last_safe_cut(&buffer, searched.saturating_sub(2)) {
             Some(cut) => {
                 let tail = buffer.split_off(cut);
                 let head = std::mem::replace(&mut buffer, tail);
@@ -282,17 +283,6 @@ fn read_blocks(
             None => searched = buffer.len(),
         }
     }
-}
-
-/// The last safe cut in `bytes` at or after `from`, or `None`.
-fn last_safe_cut(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut last = None;
-    let mut at = from;
-    while let Some(cut) = super::split::safe_cut_bytes(bytes, at) {
-        last = Some(cut);
-        at = cut;
-    }
-    last
 }
 
 #[cfg(test)]
@@ -360,10 +350,7 @@ mod tests {
             Err(true)
         );
         let missing = from_file.add_files(&[dir.join("missing")], &pretok, none);
-        assert_eq!(
-            missing.map_err(|e| e.kind()),
-            Err(crate::error::ErrorKind::Os)
-        );
+        assert!(matches!(missing, Err(Error::Io { .. })));
         std::fs::remove_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         Ok(())
     }
@@ -387,7 +374,7 @@ mod tests {
             for b in blocks.iter().take(blocks.len().saturating_sub(1)) {
                 // Each block but the last ends at a safe cut of the text.
                 end += b.len();
-                assert_eq!(super::super::split::safe_cut(&text, end - 1), Some(end));
+                assert!(cut::safe_at(text.as_bytes(), end));
             }
             let expect_many = usize::from(block < text.len());
             assert_eq!(usize::from(blocks.len() > 1), expect_many, "block {block}");
@@ -402,14 +389,6 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         Ok(())
-    }
-
-    #[test]
-    fn last_cut() {
-        assert_eq!(last_safe_cut(b"a\nb c\nd e", 0), Some(6));
-        assert_eq!(last_safe_cut(b"a\nb c\nd e", 5), Some(6));
-        assert_eq!(last_safe_cut(b"a\nb c\nd e", 6), None);
-        assert_eq!(last_safe_cut(b"a \n b", 0), None);
     }
 }
 

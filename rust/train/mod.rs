@@ -19,7 +19,7 @@
 //!   proven to keep the pieces (`split::for_each_word`), counts the words, and runs the regex
 //!   once per distinct word: the regex then sees 26% of the Python bytes (39% of English), and
 //!   counting takes 0.45 s instead of 0.81 s on one thread. Other patterns split all the text.
-//! - **Threads.** Texts are cut into units of ~256 KB (`split::safe_cut`); each thread takes
+//! - **Threads.** Texts are cut into units of ~256 KB (`crate::pretok::cut`); each thread takes
 //!   units one at a time, counts into its own maps with keys borrowed from the batch, and the
 //!   maps meet in a sharded table, shard by shard in parallel. Each thread compiles its own
 //!   regex: fancy-regex clones share one scratch pool, and two threads sharing it were slower
@@ -33,9 +33,9 @@
 //! - **Result** (`benches/bench_train.py`, 2 cores): vocabulary 8192 on 4.4 MB of English in
 //!   0.07 s (rustbpe 0.21 s, HF tokenizers 0.58 s); 32768 on 20 MB of Python in 0.31-0.37 s
 //!   (rustbpe 0.91-0.99 s, HF 2.2 s).
-//! - **Pre-tokenizer.** The pattern's regex (fancy-regex) for now; the hand-written splitters of
-//!   `crate::pretok` plug in at one line, `split::fast_splitter` (measured with it: 0.047 s and
-//!   0.165 s on the two tasks; counting then splits all text, which beats counting words).
+//! - **Pre-tokenizer.** `crate::pretok::Splitter`, as encoding: the hand-written scanner for
+//!   r50k/cl100k (measured with it: 0.047 s and 0.165 s on the two tasks; counting then splits
+//!   all text, which beats counting words), the pattern's regex (fancy-regex) for any other.
 
 mod count;
 pub mod merge;
@@ -46,8 +46,8 @@ use std::path::PathBuf;
 use rustc_hash::FxHashMap;
 
 use crate::encoding::CoreBpe;
-use crate::error::{Error, Result};
-use crate::vocab::{Rank, Ranks};
+use crate::error::{py_repr, Error, Result};
+use crate::vocab::{Rank, Ranks, MAX_ID};
 
 use count::PieceTable;
 use split::PreTokenizer;
@@ -134,7 +134,7 @@ impl BpeTrainer {
                 return Err(Error::InvalidArgument(format!(
                     "special token {} is one byte, and every byte is already a learned token \
                      (rank {byte}); use a longer special token such as '<|endoftext|>'",
-                    crate::encoding::py_repr(special)
+                    py_repr(special)
                 )));
             }
             if special_tokens
@@ -144,7 +144,7 @@ impl BpeTrainer {
             {
                 return Err(Error::InvalidArgument(format!(
                     "special token {} is given twice",
-                    crate::encoding::py_repr(special)
+                    py_repr(special)
                 )));
             }
         }
@@ -156,7 +156,7 @@ impl BpeTrainer {
                 special_tokens.len()
             )));
         }
-        let limit = (1usize << 26) - 1;
+        let limit = MAX_ID as usize;
         if vocab_size > limit {
             return Err(Error::InvalidArgument(format!(
                 "vocab_size={vocab_size} is too large; the most is {limit}"
@@ -228,7 +228,7 @@ impl BpeTrainer {
                     "special token {} is also a learned token (rank {rank}); text could encode \
                      to either id. Choose special tokens that do not occur as text, such as \
                      '<|endoftext|>'",
-                    crate::encoding::py_repr(special)
+                    py_repr(special)
                 )));
             }
         }

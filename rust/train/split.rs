@@ -1,68 +1,30 @@
 //! Pre-tokenization for training: special tokens are cut out of the text first (they are document
-//! separators, never training text), then each segment is split into pieces by the pattern.
+//! separators, never training text), then each segment is split into pieces by the pattern, with
+//! `crate::pretok`'s [`Splitter`] and [`SpecialMatcher`], as encoding splits.
 //!
 //! Long segments are also cut into units of about [`UNIT_BYTES`] for the counting threads, at
-//! places where cutting provably does not change the pieces (see [`safe_cut`]), and units into
-//! words for counting (see [`for_each_word`]); both only under the three known patterns, where
-//! the proofs hold. A text under any other pattern is one unit, split whole.
+//! `crate::pretok::cut`'s safe cuts, and units into words for counting (see [`for_each_word`]);
+//! both only under the three known patterns, where the proofs hold. A text under any other
+//! pattern is one unit, split whole.
 
-use std::sync::Arc;
-
-use aho_corasick::{AhoCorasick, MatchKind};
-
-use crate::error::{Error, Result};
-use crate::patterns;
+use crate::error::Result;
+use crate::pretok::{cut, patterns, SpecialMatcher, Splitter};
 
 /// Target size of one unit of counting work.
 pub(crate) const UNIT_BYTES: usize = 1 << 18;
 
-/// A hand-written splitter, as `piece_end(text, start)`: the end of the piece that starts at
-/// byte `start` of `text`.
-pub(crate) type FastSplit = Arc<dyn Fn(&str, usize) -> usize + Send + Sync>;
-
-/// The hand-written splitter for `pattern` (r50k/gpt2 and cl100k; ~10x faster than the regex,
-/// which is most of training time); other patterns keep the regex.
-fn fast_splitter(pattern: &str) -> Option<FastSplit> {
-    crate::pretok::fast_splitter_for(pattern).map(|kind| {
-        Arc::new(move |text: &str, start: usize| kind.piece_end(text, start)) as FastSplit
-    })
-}
-
-#[derive(Clone)]
-enum Splitter {
-    Regex(fancy_regex::Regex),
-    Fast(FastSplit),
-}
-
-fn compile(pattern: &str) -> Result<Splitter> {
-    Ok(match fast_splitter(pattern) {
-        Some(fast) => Splitter::Fast(fast),
-        None => Splitter::Regex(
-            fancy_regex::RegexBuilder::new(pattern)
-                .backtrack_limit(100_000_000)
-                .build()
-                .map_err(|e| Error::InvalidPattern {
-                    pattern: pattern.to_string(),
-                    reason: e.to_string(),
-                })?,
-        ),
-    })
-}
-
 /// Special tokens out, then pieces: the training pre-tokenizer.
 ///
-/// Each counting thread needs its own copy ([`PreTokenizer::for_thread`]): a fancy-regex `Regex`
-/// and its clones share one program with one scratch pool, which every match takes from and
-/// returns to; from two threads that lock's cache line bounces once per piece. Measured on 20 MB
-/// of Python source: one thread 0.80 s, two threads sharing the regex 0.98 s (clones: the same),
-/// two threads with a regex each 0.43 s.
-#[derive(Clone)]
+/// Each counting thread needs its own copy ([`PreTokenizer::for_thread`]): a regex splitter is
+/// compiled once per thread (see the design notes of `crate::pretok::Splitter`; measured here on
+/// 20 MB of Python source: one thread 0.80 s, two threads sharing the regex 0.98 s, two threads
+/// with a regex each 0.43 s).
 pub(crate) struct PreTokenizer {
     pattern: String,
     splitter: Splitter,
-    specials: Option<AhoCorasick>,
-    /// Whether cutting at [`safe_cut`] points keeps the pieces (known pattern, and no special
-    /// token contains a newline).
+    specials: Option<SpecialMatcher>,
+    /// Whether cutting at safe cuts keeps the pieces (known pattern) and the special tokens (none
+    /// contains a newline or a space), so that text may be cut before special tokens are out.
     cuttable: bool,
     /// How to cut text into words that keep the pieces, for a known pattern.
     words: Option<Words>,
@@ -72,17 +34,8 @@ impl PreTokenizer {
     /// `pattern` is a regex or a short name (`"gpt2"`, `"r50k"`, `"cl100k"`, `"o200k"`).
     pub(crate) fn new(pattern: &str, special_tokens: &[String]) -> Result<Self> {
         let pattern = patterns::resolve(pattern).to_string();
-        let splitter = compile(&pattern)?;
-        let specials = if special_tokens.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(special_tokens)
-                    .map_err(|e| Error::InvalidArgument(format!("special_tokens: {e}")))?,
-            )
-        };
+        let splitter = Splitter::new(&pattern)?;
+        let specials = SpecialMatcher::new(special_tokens)?;
         let words = if pattern == patterns::R50K {
             Some(Words::R50k)
         } else if pattern == patterns::CL100K || pattern == patterns::O200K {
@@ -90,8 +43,7 @@ impl PreTokenizer {
         } else {
             None
         };
-        let known = words.is_some();
-        let cuttable = known && !special_tokens.iter().any(|s| s.contains('\n'));
+        let cuttable = cut::keeps_pieces(&pattern) && cut::keeps_specials(special_tokens);
         Ok(PreTokenizer {
             pattern,
             splitter,
@@ -104,8 +56,11 @@ impl PreTokenizer {
     /// A copy for another thread, with its own compiled regex (see [`PreTokenizer`]).
     pub(crate) fn for_thread(&self) -> Result<PreTokenizer> {
         Ok(PreTokenizer {
-            splitter: compile(&self.pattern)?,
-            ..self.clone()
+            pattern: self.pattern.clone(),
+            splitter: self.splitter.for_thread()?,
+            specials: self.specials.clone(),
+            cuttable: self.cuttable,
+            words: self.words,
         })
     }
 
@@ -113,7 +68,8 @@ impl PreTokenizer {
         &self.pattern
     }
 
-    /// Whether a text may be cut at [`safe_cut`] points without changing its pieces.
+    /// Whether a text may be cut at safe cuts (`crate::pretok::cut`) without changing its pieces
+    /// or its special tokens.
     pub(crate) fn cuttable(&self) -> bool {
         self.cuttable
     }
@@ -123,38 +79,27 @@ impl PreTokenizer {
     /// most of the time); `None` to split all text (a hand-written splitter is faster than
     /// counting words).
     pub(crate) fn words(&self) -> Option<Words> {
-        match self.splitter {
-            Splitter::Regex(_) => self.words,
-            Splitter::Fast(_) => None,
+        match self.splitter.kind() {
+            None => self.words,
+            Some(_) => None,
         }
     }
 
     /// Calls `f` on each segment of `text` between special tokens (empty segments skipped).
     pub(crate) fn for_each_segment<'a>(&self, text: &'a str, mut f: impl FnMut(&'a str)) {
-        let Some(specials) = &self.specials else {
-            if !text.is_empty() {
-                f(text);
-            }
-            return;
-        };
-        let mut start = 0;
-        for found in specials.find_iter(text) {
-            if let Some(segment) = text.get(start..found.start()) {
-                if !segment.is_empty() {
-                    f(segment);
+        match &self.specials {
+            Some(specials) => specials.for_each_part(text, |part, special| {
+                if special.is_none() {
+                    f(part);
                 }
-            }
-            start = found.end();
-        }
-        if let Some(segment) = text.get(start..) {
-            if !segment.is_empty() {
-                f(segment);
-            }
+            }),
+            None if !text.is_empty() => f(text),
+            None => {}
         }
     }
 
     /// Cuts `text` into units of about [`UNIT_BYTES`] for the counting threads: segments between
-    /// special tokens, and long segments further at [`safe_cut`] points when that keeps the pieces.
+    /// special tokens, and long segments further at safe cuts when that keeps the pieces.
     pub(crate) fn units<'a>(&self, text: &'a str, out: &mut Vec<&'a str>) {
         self.for_each_segment(text, |segment| {
             if !self.cuttable {
@@ -163,12 +108,14 @@ impl PreTokenizer {
             }
             let mut rest = segment;
             while rest.len() > 2 * UNIT_BYTES {
-                match safe_cut(rest, UNIT_BYTES) {
-                    Some(cut) => {
-                        let (unit, tail) = rest.split_at(cut);
-                        out.push(unit);
-                        rest = tail;
-                    }
+                match cut::next_safe_cut(rest.as_bytes(), UNIT_BYTES) {
+                    Some(at) => match (rest.get(..at), rest.get(at..)) {
+                        (Some(unit), Some(tail)) => {
+                            out.push(unit);
+                            rest = tail;
+                        }
+                        _ => break,
+                    },
                     None => break,
                 }
             }
@@ -182,55 +129,32 @@ impl PreTokenizer {
         segment: &'a str,
         f: &mut dyn FnMut(&'a str),
     ) -> Result<()> {
-        match &self.splitter {
-            Splitter::Fast(piece_end) => {
-                let mut start = 0;
-                while start < segment.len() {
-                    let end = piece_end(segment, start);
-                    let Some(piece) = segment.get(start..end).filter(|p| !p.is_empty()) else {
-                        return Err(Error::PatternFailed {
-                            pattern: self.pattern.clone(),
-                            reason: format!("the splitter gave no piece at byte {start}"),
-                        });
-                    };
-                    f(piece);
-                    start = end;
-                }
-                Ok(())
-            }
-            Splitter::Regex(regex) => {
-                for found in regex.find_iter(segment) {
-                    let found = found.map_err(|e| Error::PatternFailed {
-                        pattern: self.pattern.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    f(found.as_str());
-                }
-                Ok(())
-            }
-        }
+        self.splitter.for_each_piece(segment, |piece| {
+            f(piece);
+            Ok(())
+        })
     }
 
     /// The pieces of `text`, special tokens included as pieces of their own, in order (the
     /// teaching view's split; `encode(text, allowed_special="all")` splits the same way).
     pub(crate) fn pieces<'a>(&self, text: &'a str) -> Result<Vec<(&'a str, bool)>> {
         let mut out = Vec::new();
-        let mut start = 0;
-        let plain = |segment: &'a str, out: &mut Vec<(&'a str, bool)>| {
-            if segment.is_empty() {
-                return Ok(());
-            }
-            self.for_each_piece(segment, &mut |piece| out.push((piece, false)))
+        let Some(specials) = &self.specials else {
+            self.for_each_piece(text, &mut |piece| out.push((piece, false)))?;
+            return Ok(out);
         };
-        if let Some(specials) = &self.specials {
-            for found in specials.find_iter(text) {
-                plain(text.get(start..found.start()).unwrap_or(""), &mut out)?;
-                out.push((text.get(found.start()..found.end()).unwrap_or(""), true));
-                start = found.end();
+        let mut failed = Ok(());
+        specials.for_each_part(text, |part, special| {
+            if failed.is_err() {
+                return;
             }
-        }
-        plain(text.get(start..).unwrap_or(""), &mut out)?;
-        Ok(out)
+            if special.is_some() {
+                out.push((part, true));
+            } else {
+                failed = self.for_each_piece(part, &mut |piece| out.push((piece, false)));
+            }
+        });
+        failed.map(|()| out)
     }
 }
 
@@ -305,36 +229,6 @@ pub(crate) fn for_each_word<'a>(text: &'a str, rule: Words, mut f: impl FnMut(&'
     cut(text.len(), &mut f);
 }
 
-/// A byte offset at or after `from` where `text` can be cut in two without changing its pieces
-/// under the r50k, cl100k and o200k patterns, or `None`.
-///
-/// The cut goes right after a `\n` whose neighbours are printable ASCII (not whitespace), the one
-/// after it also not `/`. Why that keeps the pieces, for all three patterns: no alternative
-/// matches across a `\n` that is followed by a non-space (letter, number and punctuation runs stop
-/// at whitespace; o200k's punctuation alternative takes trailing `[\r\n/]*`, hence no `/` after);
-/// the `\n` itself is one piece in the whole text (`\s` / `\s*[\r\n]`, since `\s+(?!\S)` fails
-/// before a non-space) and in the head (`\s++$` or `\s*[\r\n]`), or the tail of a punctuation
-/// piece in both; the patterns have no look-behind, so the tail splits as it would after the cut.
-/// `tests::cuts_keep_pieces` checks it on text built to stress every alternative.
-pub(crate) fn safe_cut(text: &str, from: usize) -> Option<usize> {
-    safe_cut_bytes(text.as_bytes(), from)
-}
-
-/// [`safe_cut`] on bytes (the cut follows an ASCII `\n`, a char boundary in any UTF-8).
-pub(crate) fn safe_cut_bytes(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut at = from.max(1);
-    while let Some(offset) = bytes.get(at..)?.iter().position(|&b| b == b'\n') {
-        let newline = at + offset;
-        let before = bytes.get(newline - 1).copied().unwrap_or(b' ');
-        let after = bytes.get(newline + 1).copied().unwrap_or(b' ');
-        if before.is_ascii_graphic() && after.is_ascii_graphic() && after != b'/' {
-            return Some(newline + 1);
-        }
-        at = newline + 1;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,27 +273,6 @@ mod tests {
     }
 
     #[test]
-    fn cuts_keep_pieces() -> Result<()> {
-        let text = stress_text();
-        for name in ["r50k", "cl100k", "o200k"] {
-            let pretok = PreTokenizer::new(name, &[])?;
-            let whole = pieces(&pretok, &text)?;
-            for step in [1, 3, 17, 100] {
-                let mut cut_pieces = Vec::new();
-                let mut rest = text.as_str();
-                while let Some(cut) = safe_cut(rest, step) {
-                    let (head, tail) = rest.split_at(cut);
-                    cut_pieces.extend(pieces(&pretok, head)?);
-                    rest = tail;
-                }
-                cut_pieces.extend(pieces(&pretok, rest)?);
-                assert_eq!(cut_pieces, whole, "pattern {name}, step {step}");
-            }
-        }
-        Ok(())
-    }
-
-    #[test]
     fn words_keep_pieces() -> Result<()> {
         let mut text = stress_text();
         text.push_str(" a\u{a0}b c\u{2003}d \u{85}e é ü\u{3000}x\u{b}y \u{b} z 1 2 ' s 'll");
@@ -421,8 +294,8 @@ mod tests {
         Ok(())
     }
 
-    /// Pieces of `text` whole, and of its words and of its safe-cut parts, for each pattern.
-    fn cuts_and_words_agree(text: &str) -> std::result::Result<(), String> {
+    /// Pieces of `text` whole and of its words, for each pattern (safe cuts: `pretok::cut`).
+    fn words_agree(text: &str) -> std::result::Result<(), String> {
         for name in ["r50k", "cl100k", "o200k"] {
             let pretok = PreTokenizer::new(name, &[]).map_err(|e| e.to_string())?;
             let whole = pieces(&pretok, text).map_err(|e| e.to_string())?;
@@ -438,17 +311,6 @@ mod tests {
             }
             if from_words != whole {
                 return Err(format!("{name}: words {from_words:?} != whole {whole:?}"));
-            }
-            let mut from_cuts = Vec::new();
-            let mut rest = text;
-            while let Some(cut) = safe_cut(rest, 1) {
-                let (head, tail) = rest.split_at(cut);
-                from_cuts.extend(pieces(&pretok, head).map_err(|e| e.to_string())?);
-                rest = tail;
-            }
-            from_cuts.extend(pieces(&pretok, rest).map_err(|e| e.to_string())?);
-            if from_cuts != whole {
-                return Err(format!("{name}: cuts {from_cuts:?} != whole {whole:?}"));
             }
         }
         Ok(())
@@ -472,13 +334,13 @@ mod tests {
         })]
 
         #[test]
-        fn words_and_cuts_keep_pieces_on_adversarial_text(text in adversarial()) {
-            cuts_and_words_agree(&text).map_err(TestCaseError::fail)?;
+        fn words_keep_pieces_on_adversarial_text(text in adversarial()) {
+            words_agree(&text).map_err(TestCaseError::fail)?;
         }
 
         #[test]
-        fn words_and_cuts_keep_pieces_on_any_text(text in any::<String>()) {
-            cuts_and_words_agree(&text).map_err(TestCaseError::fail)?;
+        fn words_keep_pieces_on_any_text(text in any::<String>()) {
+            words_agree(&text).map_err(TestCaseError::fail)?;
         }
     }
 
