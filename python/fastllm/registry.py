@@ -14,10 +14,10 @@ decompressed bytes is checked on every load (see ``vocab/PROVENANCE.md``). Nothi
 Design notes (measured on the shared 2-core machine):
 
 - Load = ``import fastllm`` + first ``get_encoding`` in a fresh process, median of 5, against
-  ``import tiktoken`` + ``tiktoken.get_encoding`` reading the same file from its cache: 62-115 ms
-  vs 77-144 ms for the 50k and 100k vocabularies, 338 vs 356 ms for o200k_base (table in
+  ``import tiktoken`` + ``tiktoken.get_encoding`` reading the same file from its cache: 71-151 ms
+  vs 85-195 ms for the 50k and 100k vocabularies, 338 vs 410 ms for o200k_base (table in
   ``README.md``). Most of o200k's load is the merge table (every cut of every token looked up),
-  now built on all allowed threads.
+  built on all allowed threads (before that: 338 vs 356 ms).
 - zstd-19 instead of plain files: 6.97 MB of rank files are 2.59 MB; decompressing costs about
   2 ms for o200k. In the wheel (a deflated zip) that is 4.24 MB instead of 4.81 MB with the
   plain files; a binary form (token lengths + bytes, zstd) would be 1.61 MB, a further 1 MB.
