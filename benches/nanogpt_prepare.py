@@ -30,18 +30,11 @@ _ENC = None
 def load_tiktoken(name: str):
     """tiktoken's Encoding for a bundled fastllm encoding, built from the bundled file."""
     import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
 
-    from fastllm.registry import BUNDLED
+    from fastllm.registry import ENCODING_CONSTRUCTORS
 
-    spec = BUNDLED[name]
-    return tiktoken.Encoding(
-        name=name,
-        pat_str=spec.pattern,
-        mergeable_ranks=load_tiktoken_bpe(str(spec.path), expected_hash=spec.sha256),
-        special_tokens=dict(spec.special_tokens),
-        explicit_n_vocab=spec.explicit_n_vocab,
-    )
+    # The bundled file's ranks (sha256-checked), in tiktoken's constructor form.
+    return tiktoken.Encoding(**ENCODING_CONSTRUCTORS[name]())
 
 
 def _init(name: str) -> None:

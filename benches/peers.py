@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -98,13 +99,34 @@ class VocabSpec:
         return asdict(self)
 
 
+def plain_rank_file(name: str) -> str:
+    """A plain (decompressed, sha256-checked) copy of a bundled rank file, for the peers that
+    read a ``.tiktoken`` path (tiktoken's ``load_tiktoken_bpe``, splintr): made once per machine
+    in the temporary directory."""
+    import tempfile
+
+    from fastllm import _fastllm
+    from fastllm.registry import BUNDLED
+
+    spec = BUNDLED[name]
+    folder = os.path.join(tempfile.gettempdir(), f"fastllm-vocab-{spec.sha256[:16]}")
+    path = os.path.join(folder, spec.file.removesuffix(".zst"))
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(_fastllm.read_vocab_file(spec.path, spec.sha256))
+        os.replace(tmp, path)
+    return path
+
+
 def vocab_spec(name: str) -> VocabSpec:
     from fastllm.registry import BUNDLED
 
     spec = BUNDLED[name]
     return VocabSpec(
         name=name,
-        path=str(spec.path),
+        path=plain_rank_file(name),
         sha256=spec.sha256,
         pattern=spec.pattern,
         special_tokens=dict(spec.special_tokens),

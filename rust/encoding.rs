@@ -9,6 +9,8 @@ use crate::parallel;
 use crate::pretok::{patterns, SpecialMatcher, Splitter};
 use crate::vocab::{Rank, Ranks, MAX_ID};
 
+mod unstable;
+
 /// Which special tokens a call allows or forbids, indexed like `CoreBpe::special_names`, with
 /// whether any is set (checked once per special token found, so kept, not recounted).
 #[derive(Clone, Debug, Default)]
@@ -98,6 +100,8 @@ pub struct CoreBpe {
     splitter: Splitter,
     decoder: Decoder,
     max_token_value: Rank,
+    /// Mergeable token ids sorted by their bytes, made on first use (`encode_with_unstable`).
+    sorted_tokens: std::sync::OnceLock<Vec<Rank>>,
 }
 
 impl CoreBpe {
@@ -111,16 +115,12 @@ impl CoreBpe {
         let splitter = Splitter::new(&pattern)?;
 
         let mut specials: Vec<(String, Rank)> = special_tokens.into_iter().collect();
-        specials.sort_unstable_by_key(|&(_, id)| id);
+        // By id, then name: of two special tokens with one id (o200k_harmony's
+        // `<|endofprompt|>` and `<|reserved_200018|>`), the first decodes it, as in tiktoken.
+        specials.sort_unstable_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
         let special_names: Vec<String> = specials.iter().map(|(n, _)| n.clone()).collect();
         let special_ids: Vec<Rank> = specials.iter().map(|&(_, id)| id).collect();
         let special_matcher = SpecialMatcher::new(&special_names)?;
-        let special_index: FxHashMap<String, usize> = special_names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
-
         let max_token_value = ranks
             .values()
             .chain(special_ids.iter())
@@ -177,6 +177,11 @@ impl CoreBpe {
         }
         decoder.bytes.extend_from_slice(&[0; Decoder::PAD]);
 
+        let special_index = special_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i))
+            .collect();
         Ok(CoreBpe {
             merges: bpe::MergeTable::new(&ranks),
             ranks,
@@ -188,6 +193,7 @@ impl CoreBpe {
             splitter,
             decoder,
             max_token_value,
+            sorted_tokens: std::sync::OnceLock::new(),
         })
     }
 
@@ -214,8 +220,8 @@ impl CoreBpe {
     pub fn special_set<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> SpecialSet {
         let mut set = vec![false; self.special_names.len()];
         for name in names {
-            if let Some(&i) = self.special_index.get(name) {
-                set[i] = true;
+            if let Some(slot) = self.special_index.get(name).and_then(|&i| set.get_mut(i)) {
+                *slot = true;
             }
         }
         SpecialSet::new(set)
@@ -238,24 +244,31 @@ impl CoreBpe {
         out: &mut Vec<Rank>,
     ) -> Result<()> {
         self.splitter.for_each_piece(text, |piece: &str| {
-            memo.encode_piece(piece.as_bytes(), &self.ranks, &self.merges, out)
-                .map_err(|at| {
-                    if at == bpe::OUT_OF_MEMORY {
-                        return Error::OutOfMemory(format!(
-                            "merging a piece of {} bytes",
-                            piece.len()
-                        ));
-                    }
-                    let byte = piece.as_bytes().get(at).copied().unwrap_or(0);
-                    Error::InvalidVocab {
-                        source: "mergeable_ranks".into(),
-                        reason: format!(
-                            "byte 0x{byte:02x} has no token; a byte-level BPE vocabulary must \
-                             contain all 256 single bytes"
-                        ),
-                    }
-                })
+            self.encode_piece(piece.as_bytes(), memo, out)
         })
+    }
+
+    /// BPE-encodes one pre-tokenized piece onto `out`.
+    fn encode_piece(
+        &self,
+        piece: &[u8],
+        memo: &mut bpe::PieceMemo,
+        out: &mut Vec<Rank>,
+    ) -> Result<()> {
+        memo.encode_piece(piece, &self.ranks, &self.merges, out)
+            .map_err(|at| {
+                if at == bpe::OUT_OF_MEMORY {
+                    return Error::OutOfMemory(format!("merging a piece of {} bytes", piece.len()));
+                }
+                let byte = piece.get(at).copied().unwrap_or(0);
+                Error::InvalidVocab {
+                    source: "mergeable_ranks".into(),
+                    reason: format!(
+                        "byte 0x{byte:02x} has no token; a byte-level BPE vocabulary must \
+                         contain all 256 single bytes"
+                    ),
+                }
+            })
     }
 
     pub fn encode_ordinary(&self, text: &str) -> Result<Vec<Rank>> {

@@ -12,7 +12,7 @@ tiktoken = pytest.importorskip("tiktoken")
 from reference import reference_encoding  # noqa: E402
 from tokenfile_runs import tokens  # noqa: E402
 
-ENCODING_NAMES = ["gpt2", "cl100k_base"]
+ENCODING_NAMES = fastllm.list_encoding_names()
 
 
 @pytest.fixture(params=ENCODING_NAMES)

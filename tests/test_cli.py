@@ -73,6 +73,7 @@ def test_cli_missing_file_is_a_clear_error(tmp_path):
     assert run.returncode != 0
     assert "cannot read" in run.stderr and "nope.txt" in run.stderr
 
+
 # ---- fastllm tokenize and fastllm count ----
 
 
@@ -114,8 +115,6 @@ def test_cli_stopped_by_a_signal_keeps_resumable_work(tmp_path, big_input, sig, 
     stats = tokenize_files(folder, out)
     assert stats.resumed and stats.resumed_bytes > 0
     assert tokens(out).tolist() == want
-
-
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -183,9 +182,8 @@ def test_progress_bar_draws(capsys):
     assert "tokenize  50% [############------------] 1.0/2.0 MB  250,000 tokens" in err
     assert "MB/s  ETA 0:" in err and err.endswith("\n")
 
+
 # ---- fastllm train-bpe ----
-
-
 
 
 def run_cli(*args: str, module: str = "fastllm") -> subprocess.CompletedProcess[str]:
@@ -386,3 +384,87 @@ def test_old_module_paths_re_export(old, new, names):
 def test_python_m_fastllm_cli_is_fastllm():
     run = run_cli("--version", module="fastllm.cli")
     assert run.returncode == 0 and run.stdout.startswith("fastllm ")
+
+
+# ---- --encoding: any vocabulary ----
+
+
+@pytest.fixture(scope="module")
+def saved_vocab(tmp_path_factory) -> Path:
+    """A vocabulary trained by ``fastllm train-bpe`` (rank file + sidecar)."""
+    folder = tmp_path_factory.mktemp("vocab")
+    (folder / "corpus.txt").write_text(Path(os.__file__).read_text(encoding="utf-8"))
+    out = folder / "tok.tiktoken"
+    status = fastllm.cli.main(
+        ["train-bpe", str(folder / "corpus.txt"), "--vocab-size", "400", "-o", str(out), "-q"]
+    )
+    assert status == 0 and out.exists() and Path(f"{out}.json").exists()
+    return out
+
+
+def _main(capsys, *args: str) -> tuple[int | str, str, str]:
+    """Runs ``fastllm ARGS`` in this process: (status or error message, stdout, stderr)."""
+    try:
+        status: int | str = fastllm.cli.main(list(args))
+    except SystemExit as stop:
+        status = stop.code if isinstance(stop.code, (int, str)) else 1
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_every_command_takes_a_trained_vocabulary(saved_vocab, tmp_path, capsys):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("import os\nprint(os.getcwd())\n")
+    enc = fastllm.load_encoding(saved_vocab)
+    expected = len(enc.encode_ordinary(doc.read_text())) + 1
+    status, out, _ = _main(capsys, "count", str(doc), "--encoding", str(saved_vocab))
+    assert status == 0 and out.splitlines()[-1].split()[0] == str(expected)
+    status, out, _ = _main(
+        capsys, "tokenize", str(doc), "-o", str(tmp_path / "t.bin"), "--encoding", str(saved_vocab)
+    )
+    assert status == 0, out
+    assert read_sidecar(tmp_path / "t.bin")["encoding"]["name"] == enc.name
+    assert tokens(tmp_path / "t.bin").tolist() == [
+        *enc.encode_ordinary(doc.read_text()),
+        enc.eot_token,
+    ]
+    status, out, _ = _main(capsys, "encode", "--text", "import os", "--encoding", str(saved_vocab))
+    assert status == 0 and f"from {saved_vocab}" in out
+
+
+def test_cli_tiktoken_file_with_pattern_and_specials(saved_vocab, tmp_path, capsys):
+    bare = tmp_path / "bare.tiktoken"
+    bare.write_bytes(saved_vocab.read_bytes())
+    doc = tmp_path / "doc.txt"
+    doc.write_text("x = 1")
+    args = ["count", str(doc), "--encoding", str(bare), "--pattern", "gpt2"]
+    status, out, _ = _main(capsys, *args, "--special", "<|endoftext|>=399", "--total")
+    assert status == 0, out
+    status, _, _ = _main(capsys, *args, "--no-eot", "--total")
+    assert status == 0  # no special tokens needed without --eot
+    # The errors: each names the file and what to do.
+    status, _, _ = _main(capsys, "count", str(doc), "--encoding", str(bare))
+    assert "has no sidecar" in str(status) and "--pattern NAME_OR_REGEX" in str(status)
+    status, _, _ = _main(capsys, *args, "--special", "<|endoftext|>=65")
+    assert "collides with rank 65 of" in str(status) and "bare.tiktoken" in str(status)
+    status, _, err = _main(capsys, *args, "--special", "eot")
+    assert status == 2 and "expected NAME=ID" in err
+    status, _, _ = _main(capsys, "count", str(doc), "--encoding", "o300k")
+    assert "Unknown encoding 'o300k'. fastllm bundles: gpt2" in str(status)
+    status, _, _ = _main(capsys, "count", str(doc), "--encoding", str(tmp_path / "no.tiktoken"))
+    assert "no.tiktoken: no such vocabulary file" in str(status)
+    status, _, _ = _main(
+        capsys, "encode", "--text", "x", "--encoding", "gpt2", "--pattern", "o200k"
+    )
+    assert "bundled encoding gpt2 has its own pattern" in str(status)
+    status, _, _ = _main(capsys, "count", str(doc), "--encoding", str(doc), "--pattern", "gpt2")
+    assert "doc.txt, line 1" in str(status) and "a vocabulary?" in str(status)
+
+
+@pytest.mark.parametrize("name", ["o200k_base", "o200k_harmony", "p50k_edit"])
+def test_cli_new_bundled_encodings(name, tmp_path, capsys):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Hello, world! 日本語")
+    status, out, _ = _main(capsys, "count", str(doc), "--encoding", name, "--total", "--no-eot")
+    expected = len(fastllm.get_encoding(name).encode_ordinary(doc.read_text()))
+    assert status == 0 and out.splitlines()[-1].split()[0] == str(expected)

@@ -125,3 +125,22 @@ def test_the_checker_sees_lazy_imports(tmp_path):
     assert find_cycle(graph) is None
     graph["fastllm.encoding"] = {"fastllm.m"}
     assert find_cycle(graph) == ["fastllm.encoding", "fastllm.m", "fastllm.encoding"]
+
+
+def test_import_fastllm_leaves_numpy_alone():
+    """``import fastllm`` and encoding text load no NumPy (it is most of a cold import's cost);
+    the names that need it load it on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fastllm\n"
+        "fastllm.get_encoding('gpt2').encode('hello world')\n"
+        "print('numpy' in sys.modules)\n"
+        "fastllm.sliding_windows\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert run.stdout.split() == ["False", "True"]

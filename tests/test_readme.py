@@ -62,3 +62,45 @@ def test_readme_embed_and_attend_block_runs(tmp_path, monkeypatch):
     assert tuple(scope["context"].shape) == (8, 4, 256)
     assert tuple(scope["weights"].shape) == (8, 4, 4, 4)
     assert (tmp_path / "attention.png").stat().st_size > 1000
+
+
+def test_encodings_table_is_true():
+    rows = re.findall(r"^\| `(\w+)` \| (.*) \| ([\d,]+) \|$", README, flags=re.M)
+    assert [name for name, _, _ in rows] == fastllm.list_encoding_names()
+    for name, models, size in rows:
+        assert fastllm.get_encoding(name).n_vocab == int(size.replace(",", ""))
+        for model in re.findall(r"`([\w.-]+)`", models):
+            assert fastllm.encoding_name_for_model(model) == name, model
+
+
+def test_trained_vocabulary_commands_run(tmp_path, monkeypatch):
+    """The README's commands with a trained vocabulary, line by line, on a small corpus."""
+    import os
+    import shlex
+    import shutil
+
+    from fastllm.cli import main
+
+    block = next(
+        b
+        for b in re.findall(r"```bash\n(.*?)```", README, flags=re.S)
+        if "--encoding my.tiktoken" in b
+    )
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for module in ("os", "argparse", "json"):
+        source = Path(os.__file__).parent / f"{module}.py" if module == "os" else None
+        source = source or Path(__import__(module).__file__)
+        shutil.copy(source, corpus / f"{module}.py")
+    monkeypatch.chdir(tmp_path)
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[0] == "cp":
+            shutil.copy(words[1], words[2])
+            continue
+        assert words[0] == "fastllm"
+        assert main(words[1:]) == 0, line
+    assert (tmp_path / "train.bin").exists() and (tmp_path / "my.tiktoken.json").exists()
+    from fastllm.tokenfile import check_encoding
+
+    check_encoding("train.bin", "my.tiktoken")

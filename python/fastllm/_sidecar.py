@@ -10,6 +10,7 @@ imports nothing of fastllm but ``_fastllm``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -117,4 +118,17 @@ def read(path: str | os.PathLike[str]) -> tuple[str, _fastllm.CoreBPE]:
         if isinstance(rank, bool) or not isinstance(rank, int):
             raise ValueError(f"{sidecar}: special token {token!r} has id {rank!r}, not an int")
     saved_name = _field(meta, "name", str, sidecar)
-    return saved_name, _fastllm.CoreBPE.from_tiktoken_file(path, specials, pat_str, sha256)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            errno.ENOENT, f"the rank file is missing (its sidecar {sidecar} is there)", path
+        )
+    data = _fastllm.read_vocab_file(path)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256.strip().lower():
+        raise ValueError(
+            f"{path}: sha256 is {actual}, but its sidecar {sidecar} records {sha256}: the rank "
+            "file was changed or replaced after it was saved. Put back the file saved with this "
+            "sidecar, or save the encoding again (Encoding.save, train_bpe) to write a matching "
+            "pair"
+        )
+    return saved_name, _fastllm.CoreBPE.from_tiktoken_bytes(data, specials, pat_str)

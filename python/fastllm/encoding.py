@@ -361,6 +361,34 @@ class Encoding:
             text, num_threads=num_threads, allowed_special=frozenset(), disallowed_special=()
         )
 
+    def encode_with_unstable(
+        self,
+        text: str,
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> tuple[list[int], list[list[int]]]:
+        """Encodes a string into stable tokens and the token sequences that may complete them.
+
+        The tokens of the text's last piece can change when more text follows, so they are held
+        back: the stable tokens decode to a prefix of ``text``, and each completion (in token
+        order here; tiktoken's order is arbitrary) continues them into bytes that start with all
+        of ``text``. Special tokens as in :meth:`encode`. tiktoken calls this API unstable too.
+
+        >>> import fastllm
+        >>> enc = fastllm.get_encoding("gpt2")
+        >>> stable, completions = enc.encode_with_unstable("hello fanta")
+        >>> stable, [8842] in completions, [277, 4910] in completions
+        ([31373], True, True)
+        >>> all(enc.decode_bytes(stable + c).startswith(b"hello fanta") for c in completions)
+        True
+        """
+        allowed, disallowed = self._special_args(text, allowed_special, disallowed_special)
+        try:
+            return self._core_bpe.encode_with_unstable(text, allowed, disallowed)
+        except UnicodeEncodeError:
+            return self._core_bpe.encode_with_unstable(_fix_surrogates(text), allowed, disallowed)
+
     def encode_ordinary_arrow(
         self, column: Any, *, eot: bool = False, num_threads: int | None = None
     ) -> EncodedColumn:
@@ -577,21 +605,87 @@ class Encoding:
             text_or_bytes = text_or_bytes.encode("utf-8")
         return self._core_bpe.encode_single_piece(text_or_bytes)
 
+    def _encode_only_native_bpe(self, text: str) -> list[int]:
+        """Encodes a string piece by piece: pre-tokenized, then each piece merged on its own
+        (tiktoken's reference path; the tokens equal :meth:`encode_ordinary`'s).
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2")._encode_only_native_bpe("hello world")
+        [31373, 995]
+        """
+        text = _fix_surrogates(text)
+        tokens: list[int] = []
+        for piece, _ in _fastllm.split_pieces(self._pat_str, text, []):
+            tokens.extend(self._core_bpe.encode_single_piece(piece.encode("utf-8")))
+        return tokens
+
+    def _encode_bytes(self, text: bytes) -> list[int]:
+        """Encodes bytes that may not be valid UTF-8, as tiktoken does: the valid prefix as text
+        (special tokens as ordinary text), then its last piece and the rest merged as one piece.
+
+        >>> import fastllm
+        >>> fastllm.get_encoding("gpt2")._encode_bytes(b"hello \\xe4\\xb8")
+        [31373, 220, 10310]
+        """
+        return self._core_bpe.encode_bytes(bytes(text))
+
+    # ---- pickling: by name for a bundled encoding, else by value; subclasses stay subclasses
+
+    #: Instance attributes that pickling rebuilds rather than copies.
+    _REBUILT = frozenset(
+        {
+            "name",
+            "max_token_value",
+            "_pat_str",
+            "_special_tokens",
+            "_core_bpe",
+            "_pickle_by_name",
+            "special_tokens_set",
+            "_special_token_values",
+            "_mergeable_ranks",
+        }
+    )
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The encoding's parts (the ranks as ``.tiktoken`` bytes) and any attributes a subclass
+        added."""
+        state: dict[str, Any] = {
+            "name": self.name,
+            "pat_str": self._pat_str,
+            "tiktoken_bytes": self._core_bpe.tiktoken_bytes(),
+            "special_tokens": self._special_tokens,
+        }
+        extra = {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+        if extra:
+            state["attributes"] = extra
+        return state
+
+    def __setstate__(self, value: object) -> None:
+        """Restores what :meth:`__getstate__` gave (or a dict of tiktoken's ``Encoding``
+        arguments, ``mergeable_ranks`` included)."""
+        if not isinstance(value, dict):
+            raise TypeError(f"cannot restore an Encoding from {type(value).__name__}")
+        if "tiktoken_bytes" in value:
+            core = _fastllm.CoreBPE.from_tiktoken_bytes(
+                value["tiktoken_bytes"], value["special_tokens"], value["pat_str"]
+            )
+        else:
+            core = _fastllm.CoreBPE(
+                value["mergeable_ranks"], value["special_tokens"], resolve_pattern(value["pat_str"])
+            )
+        self._setup(value["name"], core, value.get("explicit_n_vocab"))
+        self.__dict__.update(value.get("attributes", {}))
+
     def __reduce__(self) -> tuple[Any, ...]:
-        # Bundled encodings pickle by name; others carry their ranks as .tiktoken bytes.
-        if self._pickle_by_name is not None:
+        # A bundled encoding unpickles as the registry's own object; any other as its own class.
+        if self._pickle_by_name is not None and type(self) is Encoding:
             return (self._pickle_by_name, (self.name,))
-        return (
-            _rebuild,
-            (self.name, self._pat_str, self._core_bpe.tiktoken_bytes(), self._special_tokens),
-        )
+        return (_new, (type(self),), self.__getstate__())
 
 
-def _rebuild(
-    name: str, pat_str: str, tiktoken_bytes: bytes, special_tokens: dict[str, int]
-) -> Encoding:
-    core = _fastllm.CoreBPE.from_tiktoken_bytes(tiktoken_bytes, special_tokens, pat_str)
-    return Encoding._from_core(name, core)
+def _new(cls: type[Encoding]) -> Encoding:
+    """An empty instance of ``cls`` for ``__setstate__`` to fill (unpickling)."""
+    return cls.__new__(cls)
 
 
 @functools.lru_cache(maxsize=128)

@@ -54,7 +54,7 @@ from fastllm._inputs import (
     resolve_inputs,
 )
 from fastllm.encoding import Encoding
-from fastllm.registry import BUNDLED, get_encoding
+from fastllm.registry import BUNDLED, ENCODINGS, load_encoding
 
 __all__ = [
     "CountStats",
@@ -64,6 +64,7 @@ __all__ = [
     "ShardWriter",
     "Terminated",
     "TokenizeStats",
+    "check_encoding",
     "count_tokens_in_files",
     "index_path",
     "input_format",
@@ -155,22 +156,68 @@ def read_sidecar(out: PathLike) -> dict[str, Any]:
     return meta
 
 
+def check_encoding(out: PathLike, encoding: EncodingLike) -> dict[str, Any]:
+    """Checks that the token file ``out`` was written with ``encoding``: the same ranks (their
+    sha256), pre-tokenizer pattern and special tokens, as its sidecar records them (the name
+    may differ: ``gpt2`` and ``r50k_base`` are one vocabulary). Returns the sidecar.
+
+    Run it before training on a dataset, with the encoding the model is trained with: token ids
+    of another vocabulary would be read silently. ``ValueError`` says what differs.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.txt").write_text("Hello, world!")
+    >>> _ = tokenize_files(folder / "a.txt", folder / "a.bin", encoding="gpt2")
+    >>> check_encoding(folder / "a.bin", "r50k_base")["encoding"]["name"]
+    'gpt2'
+    >>> check_encoding(folder / "a.bin", "cl100k_base")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...a.bin was tokenized with 'gpt2', not with 'cl100k_base': the ranks differ ...
+    """
+    meta = read_sidecar(out)
+    recorded: dict[str, Any] = meta.get("encoding", {})
+    enc = encoding if isinstance(encoding, Encoding) else load_encoding(encoding)
+    core = _corpus_encoder(enc)
+    differences = []
+    if recorded.get("vocab_sha256") != core.vocab_sha256:
+        differences.append(
+            f"the ranks differ (sha256 {str(recorded.get('vocab_sha256'))[:16]}... recorded, "
+            f"{core.vocab_sha256[:16]}... given)"
+        )
+    if recorded.get("pattern") != enc._pat_str:
+        differences.append("the pre-tokenizer patterns differ")
+    if recorded.get("special_tokens") != enc._special_tokens:
+        differences.append("the special tokens differ")
+    if differences:
+        raise ValueError(
+            f"{os.fspath(out)} was tokenized with {recorded.get('name')!r}, not with "
+            f"{enc.name!r}: {'; '.join(differences)}. Tokenize the corpus again with this "
+            "encoding, or use the encoding it was tokenized with"
+        )
+    return meta
+
+
+EncodingLike = Union[str, "os.PathLike[str]", Encoding]
+
+
 _ENCODERS: weakref.WeakKeyDictionary[Encoding, _fastllm.CorpusEncoder] = (
     weakref.WeakKeyDictionary()
 )
 _ENCODERS_LOCK = threading.Lock()
 
 
-def _corpus_encoder(encoding: str | Encoding) -> _fastllm.CorpusEncoder:
+def _corpus_encoder(encoding: EncodingLike) -> _fastllm.CorpusEncoder:
     """The Rust encoder for corpus runs: it shares the ``Encoding``'s Rust core (no copy, no
     second parse). A bundled encoding's checksum was verified when it was loaded, so it is
-    passed on; any other's is computed in Rust from its ranks."""
-    enc = get_encoding(encoding) if isinstance(encoding, str) else encoding
+    passed on; any other's is computed in Rust from its ranks. A name or a path is loaded with
+    :func:`fastllm.load_encoding` (a bundled name, or a vocabulary with its sidecar)."""
+    enc = encoding if isinstance(encoding, Encoding) else load_encoding(encoding)
     with _ENCODERS_LOCK:
         core = _ENCODERS.get(enc)
         if core is None:
             spec = BUNDLED.get(enc.name)
-            bundled = spec is not None and enc is get_encoding(enc.name)
+            bundled = spec is not None and enc is ENCODINGS.get(enc.name)
             core = _fastllm.CorpusEncoder.from_core(
                 enc._core_bpe, enc.name, spec.sha256 if bundled and spec else None
             )
@@ -477,7 +524,7 @@ def tokenize_files(
     inputs: Inputs,
     out: PathLike,
     *,
-    encoding: str | Encoding = "gpt2",
+    encoding: EncodingLike = "gpt2",
     format: str = "auto",
     field: str = "text",
     eot: bool = True,
@@ -494,7 +541,11 @@ def tokenize_files(
 
     - ``inputs``: a file, directory or glob pattern, or a list of them (see
       :func:`resolve_inputs`); ``.gz`` and ``.zst`` files are decompressed on the fly.
-    - ``encoding``: a bundled encoding's name or any :class:`fastllm.Encoding`.
+    - ``encoding``: a bundled encoding's name, any :class:`fastllm.Encoding`, or the path of a
+      vocabulary saved by :func:`fastllm.train_bpe` / :meth:`fastllm.Encoding.save` (for a
+      ``.tiktoken`` file without sidecar, pass ``fastllm.load_encoding(path, pat_str=...)``).
+      The sidecar records which vocabulary it was; :func:`check_encoding` checks a token file
+      against an encoding.
     - ``format``: ``"text"`` (a file is one document), ``"jsonl"`` (each line is a JSON object
       whose ``field`` is one document; blank lines are skipped) or ``"auto"`` (``*.jsonl`` and
       ``*.ndjson`` are JSONL, other files text).
@@ -587,7 +638,7 @@ def tokenize_files(
 def count_tokens_in_files(
     inputs: Inputs,
     *,
-    encoding: str | Encoding = "gpt2",
+    encoding: EncodingLike = "gpt2",
     format: str = "auto",
     field: str = "text",
     eot: bool = True,

@@ -22,9 +22,9 @@ fn check(ok: bool, what: impl std::fmt::Display) -> TestResult {
 fn gpt2() -> Result<Encoder> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/python/fastllm/vocab/gpt2.tiktoken"
+        "/python/fastllm/vocab/gpt2.tiktoken.zst"
     );
-    let ranks = vocab::parse_tiktoken(&vocab::read_file(path)?, path)?;
+    let ranks = vocab::parse_tiktoken(&vocab::read_vocab_file(path)?, path)?;
     let mut specials = FxHashMap::default();
     specials.insert("<|endoftext|>".to_string(), 50256);
     Ok(Encoder::new(

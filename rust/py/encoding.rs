@@ -134,7 +134,7 @@ impl PyCoreBpe {
         let expected = expected_sha256.map(str::to_string);
         let inner = py.detach(move || {
             let source = path_text(&path);
-            let data = vocab::read_file(&source)?;
+            let data = vocab::read_vocab_file(&source)?;
             if let Some(expected) = expected {
                 vocab::verify_sha256(&data, &expected, &source)?;
             }
@@ -331,6 +331,29 @@ impl PyCoreBpe {
         self.to_lists(py, &batch)
     }
 
+    /// tiktoken's `encode_with_unstable`: (stable tokens, completions sorted).
+    fn encode_with_unstable<'py>(
+        &self,
+        py: Python<'py>,
+        text: PyBackedStr,
+        allowed_special: &Bound<'py, PyAny>,
+        disallowed_special: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
+        let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
+        let (stable, completions) = py.detach(|| {
+            self.inner
+                .encode_with_unstable(&text, &allowed, &disallowed)
+        })?;
+        let completions: Vec<Vec<Rank>> = completions.into_iter().collect();
+        Ok((self.to_list(py, &stable)?, self.to_lists(py, &completions)?))
+    }
+
+    /// tiktoken's `_encode_bytes`: bytes that may not be valid UTF-8.
+    fn encode_bytes<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let tokens = py.detach(|| self.inner.encode_bytes(data))?;
+        self.to_list(py, &tokens)
+    }
+
     fn encode_single_token(&self, piece: &[u8]) -> PyResult<Rank> {
         Ok(self.inner.encode_single_token(piece)?)
     }
@@ -413,6 +436,27 @@ impl PyCoreBpe {
     }
 }
 
+/// The bytes of a vocabulary file, decompressed if it is zstd-compressed, checked against
+/// `expected_sha256` (of the decompressed bytes) when given.
+#[pyfunction]
+#[pyo3(signature = (path, expected_sha256=None))]
+fn read_vocab_file<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    expected_sha256: Option<&str>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let expected = expected_sha256.map(str::to_string);
+    let data = py.detach(move || {
+        let source = path_text(&path);
+        let data = vocab::read_vocab_file(&source)?;
+        if let Some(expected) = expected {
+            vocab::verify_sha256(&data, &expected, &source)?;
+        }
+        Ok::<_, crate::error::Error>(data)
+    })?;
+    Ok(PyBytes::new(py, &data))
+}
+
 /// Sets the process-wide cap on threads a call may use (0 = the number of cores, at most 1024).
 #[pyfunction]
 fn set_num_threads(threads: i64) -> PyResult<()> {
@@ -429,6 +473,7 @@ fn get_num_threads() -> usize {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCoreBpe>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(read_vocab_file, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     Ok(())
 }

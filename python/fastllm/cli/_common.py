@@ -19,7 +19,9 @@ from typing import Any, TextIO
 
 from fastllm import samples
 from fastllm._inputs import PathLike, Resolved, resolve_inputs, resolve_report
-from fastllm.registry import list_encoding_names
+from fastllm._pretok import PATTERN_NAMES
+from fastllm.encoding import Encoding
+from fastllm.registry import list_encoding_names, load_encoding
 
 #: ``progress(bytes_done, bytes_total, tokens, documents)`` of tokenize_files and count.
 TokensProgress = Callable[[int, int, int, int], None]
@@ -34,10 +36,12 @@ __all__ = [
     "bar",
     "bytes_bar",
     "corpus_inputs",
+    "encoding_from_args",
     "fail",
     "input_files",
     "input_report",
     "progress_bar",
+    "special_token",
     "split_stdin",
     "tokens_progress",
 ]
@@ -47,13 +51,74 @@ __all__ = [
 
 
 def add_encoding(parser: argparse.ArgumentParser) -> None:
-    """``--encoding NAME``: a bundled encoding (default: gpt2)."""
+    """``--encoding NAME_OR_FILE`` (default: gpt2), with ``--pattern`` and ``--special`` for a
+    ``.tiktoken`` file without sidecar; :func:`encoding_from_args` reads them."""
     parser.add_argument(
         "--encoding",
         default="gpt2",
-        choices=list_encoding_names(),
-        help="bundled encoding (default: gpt2)",
+        metavar="NAME_OR_FILE",
+        help=f"a bundled encoding ({', '.join(list_encoding_names())}; default: gpt2), or a "
+        "vocabulary file: one saved by train-bpe (its .json sidecar gives the pattern and the "
+        "special tokens), or a .tiktoken file with --pattern and --special",
     )
+    parser.add_argument(
+        "--pattern",
+        metavar="NAME_OR_REGEX",
+        help="the pre-tokenizer of a .tiktoken file without sidecar: a pattern name ("
+        f"{', '.join(sorted(PATTERN_NAMES))}) or a regex",
+    )
+    parser.add_argument(
+        "--special",
+        action="append",
+        type=special_token,
+        metavar="NAME=ID",
+        help="a special token of a .tiktoken file without sidecar, e.g. "
+        "--special '<|endoftext|>=50256' (repeatable; ids must not be ranks of the file)",
+    )
+
+
+def special_token(text: str) -> tuple[str, int]:
+    """Parses ``--special NAME=ID`` (the last ``=`` separates the id).
+
+    >>> special_token("<|endoftext|>=50256")
+    ('<|endoftext|>', 50256)
+    >>> special_token("eot")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected NAME=ID (e.g. '<|endoftext|>=50256'), got 'eot'
+    """
+    name, sep, number = text.rpartition("=")
+    if not sep or not name or not number.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=ID (e.g. '<|endoftext|>=50256'), got {text!r}"
+        )
+    return name, int(number)
+
+
+def encoding_from_args(args: argparse.Namespace) -> str | Encoding:
+    """The encoding ``--encoding``, ``--pattern`` and ``--special`` name: a bundled name as is,
+    anything else loaded by :func:`fastllm.load_encoding` (``ValueError``/``OSError`` naming the
+    file and what to do when it cannot be).
+
+    >>> from fastllm.cli import build_parser
+    >>> encoding_from_args(build_parser().parse_args(["count", "--encoding", "o200k_base"]))
+    'o200k_base'
+    """
+    specials: dict[str, int] = {}
+    for name, token in args.special or []:
+        if name in specials and specials[name] != token:
+            raise ValueError(
+                f"--special {name}: given twice, with ids {specials[name]} and {token}"
+            )
+        specials[name] = token
+    if args.encoding in list_encoding_names() and args.pattern is None and not specials:
+        return str(args.encoding)
+    if args.encoding in list_encoding_names():
+        raise ValueError(
+            f"--pattern and --special are for a .tiktoken file; the bundled encoding "
+            f"{args.encoding} has its own pattern and special tokens"
+        )
+    return load_encoding(args.encoding, pat_str=args.pattern, special_tokens=specials or None)
 
 
 def add_threads(parser: argparse.ArgumentParser, what: str) -> None:
@@ -138,7 +203,6 @@ def corpus_inputs(
         return list(found.files), shown, args.errors or "strict"
     files = samples.stdlib_files()
     return files, f"Python's standard library ({samples.stdlib_dir()})", args.errors or "replace"
-
 
 
 def split_stdin(names: list[str]) -> tuple[list[str], bool]:

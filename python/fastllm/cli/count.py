@@ -16,6 +16,7 @@ from fastllm.cli._common import (
     add_corpus_arguments,
     bytes_bar,
     corpus_inputs,
+    encoding_from_args,
     fail,
     progress_bar,
     tokens_progress,
@@ -54,7 +55,7 @@ def cmd_count(args: argparse.Namespace) -> int:
         with progress_bar(args.quiet, bytes_bar("count")) as progress:
             stats = count_tokens_in_files(
                 inputs,
-                encoding=args.encoding,
+                encoding=encoding_from_args(args),
                 format=args.format,
                 field=args.field,
                 eot=args.eot,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fastllm import samples
-from fastllm.cli._common import add_encoding, add_threads
+from fastllm.cli._common import add_encoding, add_threads, encoding_from_args, fail
 from fastllm.encoding import Encoding
 from fastllm.registry import get_encoding
 
@@ -63,11 +63,16 @@ def _show_pieces(enc: Encoding, text: str, limit: int) -> str:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     """Runs ``fastllm encode`` with parsed arguments; returns the exit status."""
-    enc = get_encoding(args.encoding)
+    try:
+        chosen = encoding_from_args(args)
+    except (OSError, ValueError) as error:
+        raise fail("fastllm encode", error) from None
+    enc = get_encoding(chosen) if isinstance(chosen, str) else chosen
     docs, what = _read_inputs(args.inputs, args.text)
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)
     n_chars = sum(len(d) for d in docs)
-    print(f"encoding   {enc.name} (vocabulary {enc.n_vocab:,} tokens, bundled, offline)")
+    source = "bundled, offline" if isinstance(chosen, str) else f"from {args.encoding}"
+    print(f"encoding   {enc.name} (vocabulary {enc.n_vocab:,} tokens, {source})")
     print(f"input      {what}")
     sample = next((d for d in docs if d.strip()), "")
     if args.show and sample:

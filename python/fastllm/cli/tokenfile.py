@@ -24,6 +24,7 @@ from fastllm.cli._common import (
     add_corpus_arguments,
     bytes_bar,
     corpus_inputs,
+    encoding_from_args,
     fail,
     progress_bar,
     tokens_progress,
@@ -121,7 +122,7 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
             stats = tokenize_files(
                 inputs,
                 args.output,
-                encoding=args.encoding,
+                encoding=encoding_from_args(args),
                 format=args.format,
                 field=args.field,
                 eot=args.eot,
