@@ -345,13 +345,14 @@ def test_sidecar_write_failure_leaves_no_orphan(tmp_path):
     for i in range(300):
         (folder / f"{i:04}.txt").write_text("x")
     out = tmp_path / "t.bin"
-    # Tokens: 600 bytes; the journal ~40 kB; the pretty-printed sidecar more: a file size
+    # Tokens: 600 bytes; the journal ~65 kB (inputs with their identities); the pretty-printed
+        # sidecar ~90 kB: a file size
     # limit between the two fails exactly at the sidecar.
     script = textwrap.dedent(
         f"""
         import resource, sys
         from fastllm.tokenfile import tokenize_files
-        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, {resource.RLIM_INFINITY}))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (76_000, {resource.RLIM_INFINITY}))
         try:
             tokenize_files({str(folder)!r}, {str(out)!r}, num_threads=1)
         except OSError as e:

@@ -300,7 +300,13 @@ def _check_node_reads(files: list[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RayProgress:
-    """What the driver reports about a running :func:`tokenize` (about every 100 ms)."""
+    """What the driver reports about a running :func:`tokenize` (about every 100 ms).
+
+    >>> p = RayProgress(bytes_done=5, bytes_total=10, tokens=2, documents=1, files_done=0,
+    ...                 files_total=1, nodes=2, actors=2, startup_seconds=None)
+    >>> p.bytes_done / p.bytes_total, p.nodes
+    (0.5, 2)
+    """
 
     bytes_done: int
     bytes_total: int
