@@ -389,13 +389,7 @@ pub fn tokenize_files(
         .take(start_position.file)
         .filter_map(|v| v.get("bytes").and_then(Value::as_u64))
         .sum();
-    let resumed_bytes = raw_before
-        + start_position.offset.min(
-            described
-                .get(start_position.file)
-                .and_then(|v| v.get("bytes").and_then(Value::as_u64))
-                .unwrap_or(0),
-        );
+    let resumed_bytes = source::raw_done_at(inputs, &identities, &start_position);
     let resumed = resume.is_some();
     let resumed_text_bytes = resume.as_ref().map_or(0, |(_, c)| c.text_bytes);
     let writer = output::Writer::open(
@@ -411,7 +405,7 @@ pub fn tokenize_files(
         progress,
         total,
     };
-    handler.writer.raw_done = raw_before;
+    handler.writer.raw_done = resumed_bytes;
     let plan = pipeline::Plan {
         bpe: &encoder.bpe,
         settings,
@@ -870,13 +864,7 @@ pub fn tokenize_shards(
         .take(start_position.file)
         .filter_map(|v| v.get("bytes").and_then(Value::as_u64))
         .sum();
-    let resumed_bytes = raw_before
-        + start_position.offset.min(
-            described
-                .get(start_position.file)
-                .and_then(|v| v.get("bytes").and_then(Value::as_u64))
-                .unwrap_or(0),
-        );
+    let resumed_bytes = source::raw_done_at(inputs, &identities, &start_position);
     let mut head = identity.clone();
     if let Value::Object(map) = &mut head {
         map.insert("kind".into(), SHARD_JOURNAL_KIND.into());
@@ -887,7 +875,7 @@ pub fn tokenize_shards(
         writer,
         counts,
         position: start_position.clone(),
-        raw_done: raw_before,
+        raw_done: resumed_bytes,
         head,
         journal: names.journal(),
         last_checkpoint: Instant::now(),

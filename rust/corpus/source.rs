@@ -171,6 +171,47 @@ pub fn identify(inputs: &[Input]) -> Result<Vec<Identity>> {
         .collect()
 }
 
+/// Input bytes done before `position`: the sizes of the files before it plus, inside a file, the
+/// share the reader's progress counts there (see [`Reader::read_parquet`] and `open`): the offset
+/// for text and JSONL (capped at the file's size: a compressed file's offset counts decompressed
+/// bytes) and, for Parquet, where the offset counts rows, the file's size in proportion to the
+/// rows done. A resumed run starts its progress from this and reports it as done earlier.
+pub fn raw_done_at(inputs: &[Input], identities: &[Identity], position: &Position) -> u64 {
+    let before: u64 = identities.iter().take(position.file).map(|i| i.size).sum();
+    let (Some(input), Some(planned)) = (inputs.get(position.file), identities.get(position.file))
+    else {
+        return before;
+    };
+    let inside = match input.format {
+        Format::Parquet if position.offset > 0 => {
+            // An unreadable footer counts nothing here: reading the file reports it.
+            let total_rows = open_regular(&input.path)
+                .ok()
+                .and_then(|file| {
+                    parquet::file::metadata::ParquetMetaDataReader::new()
+                        .parse_and_finish(&file)
+                        .ok()
+                })
+                .map_or(0, |m| {
+                    u64::try_from(m.file_metadata().num_rows()).unwrap_or(0)
+                });
+            row_share(planned.size, position.offset.min(total_rows), total_rows)
+        }
+        Format::Parquet => 0,
+        _ => position.offset.min(planned.size),
+    };
+    before + inside
+}
+
+/// The bytes of a Parquet file of `size` bytes counted done after `rows` of its `total_rows`.
+fn row_share(size: u64, rows: u64, total_rows: u64) -> u64 {
+    if total_rows == 0 {
+        size
+    } else {
+        (u128::from(size) * u128::from(rows) / u128::from(total_rows)) as u64
+    }
+}
+
 /// The error when `now` (at `when`) differs from `planned`.
 fn check_identity(path: &Path, planned: &Identity, now: &Identity, when: &str) -> Result<()> {
     if planned == now {
@@ -690,12 +731,10 @@ impl Reader<'_> {
         let raw_base = self.counter.load(Ordering::Relaxed);
         let mut rows_done = resume.offset.min(total_rows);
         let account = |counter: &AtomicU64, rows_done: u64| {
-            let share = if total_rows == 0 {
-                planned.size
-            } else {
-                (u128::from(planned.size) * u128::from(rows_done) / u128::from(total_rows)) as u64
-            };
-            counter.store(raw_base + share, Ordering::Relaxed);
+            counter.store(
+                raw_base + row_share(planned.size, rows_done, total_rows),
+                Ordering::Relaxed,
+            );
         };
         account(&self.counter, rows_done);
         let mut seg_start = job.data.len();
