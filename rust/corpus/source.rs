@@ -601,12 +601,7 @@ impl Reader<'_> {
     ) -> Result<bool> {
         /// How much more to read when a full job has no cut yet.
         const GROW: usize = 256 << 10;
-        let Part {
-            input,
-            planned,
-            index,
-            ref resume,
-        } = *part;
+        let (input, planned, index, resume) = (part.input, part.planned, part.index, &part.resume);
         let path = input.path.as_path();
         let text = input.format == Format::Text;
         let (file, probe) = part.open()?;
@@ -734,12 +729,7 @@ impl Reader<'_> {
         job: &mut Job,
         emit: &mut dyn FnMut(Item) -> bool,
     ) -> Result<bool> {
-        let Part {
-            input,
-            planned,
-            index,
-            ref resume,
-        } = *part;
+        let (input, planned, index, resume) = (part.input, part.planned, part.index, &part.resume);
         let path = input.path.as_path();
         let (file, probe) = part.open()?;
         let bad = |e: parquet::errors::ParquetError| Error::Io {
