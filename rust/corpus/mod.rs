@@ -43,7 +43,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use serde_json::{json, Value};
 
 use crate::encoding::CoreBpe;
@@ -457,7 +456,11 @@ trait Output {
     }
     /// What `journal` (identity and inputs checked, at `counts`) gives to go on from, or why
     /// it cannot be.
-    fn resumable(&self, journal: &Value, counts: &Counts) -> std::result::Result<Self::Resume, String>;
+    fn resumable(
+        &self,
+        journal: &Value,
+        counts: &Counts,
+    ) -> std::result::Result<Self::Resume, String>;
     /// The sink: going on from `resume` at `counts`, or (None) fresh, what earlier runs left
     /// removed.
     fn open(&self, resume: Option<Self::Resume>, counts: &Counts) -> Result<Self::Sink>;
@@ -641,10 +644,14 @@ pub fn tokenize(
     check_output(out, inputs)?;
     if spec.sharded() {
         let output = shards::Sharded::new(out, spec.clone(), encoder)?;
-        drive(&output, encoder, inputs, settings, options, progress, started)
+        drive(
+            &output, encoder, inputs, settings, options, progress, started,
+        )
     } else {
         let output = output::TokenFile::new(out, encoder.dtype());
-        drive(&output, encoder, inputs, settings, options, progress, started)
+        drive(
+            &output, encoder, inputs, settings, options, progress, started,
+        )
     }
 }
 

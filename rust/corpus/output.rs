@@ -368,7 +368,12 @@ impl super::Output for TokenFile {
         if resume.is_none() {
             remove_partials(&self.paths)?;
         }
-        Writer::open(self.paths.clone(), self.dtype, counts.tokens, counts.documents)
+        Writer::open(
+            self.paths.clone(),
+            self.dtype,
+            counts.tokens,
+            counts.documents,
+        )
     }
 
     fn finish(
