@@ -23,6 +23,11 @@
 //! hashed, its index is written and synced, and only then is it renamed into place (index first,
 //! token file last: a token file under its final name always has its index). The manifest is
 //! written last, when every shard is complete.
+//!
+//! Design notes: [`Sharded`] is this output for the run driver (`super::drive`, shared with the
+//! single token file), [`ShardWriter`] its sink; the journal (`NAME.manifest.partial.json`)
+//! adds the complete shards and the state of the open one to the driver's position and counts.
+//! The sizes are checked here once (`ShardSpec::check`, `bad_size`); the bindings only convert.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
