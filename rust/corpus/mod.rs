@@ -728,7 +728,8 @@ impl pipeline::Handler for ShardHandler<'_> {
     }
 }
 
-fn shard_state_from_json(v: &Value) -> Option<shards::ShardState> {
+/// The shard being written, as a journal keeps it (`ShardState::to_json`); null: none.
+pub fn shard_state_from_json(v: &Value) -> Option<shards::ShardState> {
     if v.is_null() {
         return Some(shards::ShardState::default());
     }
@@ -951,6 +952,12 @@ pub fn tokenize_shards(
         );
     }
     Ok(manifest)
+}
+
+/// Each input with its identity (size, mtime, sha256 of head and tail), as sidecars and
+/// manifests list it; for callers that write the output themselves (the Ray driver).
+pub fn describe_inputs(inputs: &[Input]) -> Result<Vec<Value>> {
+    Ok(output::describe_inputs(inputs, &source::identify(inputs)?))
 }
 
 /// Writes a shard manifest atomically.
