@@ -66,6 +66,8 @@ Inputs = Union[PathLike, Iterable[PathLike]]
 #: Tokens per shard of a Ray run unless told otherwise (llm.c's FineWeb shards: 100 M tokens).
 DEFAULT_SHARD_TOKENS = 100_000_000
 _JOURNAL_KIND = "fastllm-distributed-journal"
+#: Input bytes of text and JSONL files per encoder call.
+_FILE_BATCH_BYTES = 8 << 20
 _MANIFEST_KIND = "fastllm-token-shards"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -873,6 +875,11 @@ def _run(
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
+    # Ray Data's V2 Parquet read (Ray >= 2.5x) lists the files in a task that needs one CPU;
+    # when the encoder actors hold every CPU of the cluster that task never runs and the run
+    # hangs. The V1 read lists them on the driver, and its read tasks take no CPU (below).
+    if hasattr(ctx, "use_datasource_v2"):
+        ctx.use_datasource_v2 = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     import numpy as np
 
@@ -939,7 +946,8 @@ def _run(
         for start, end, parquet in _groups(files, formats):
             if end <= writer.files_done:
                 continue
-            todo = files[max(start, writer.files_done) : end]
+            first = max(start, writer.files_done)
+            todo = files[first:end]
             if parquet:
                 with warnings.catch_warnings():  # columns=: deprecated, but read in the actor
                     warnings.simplefilter("ignore", DeprecationWarning)
@@ -950,7 +958,16 @@ def _run(
                     )
                 size = batch_rows
             else:
-                ds = data.read_binary_files(todo, include_paths=True)
+                # Whole files, in blocks of ~_FILE_BATCH_BYTES (at least two per actor when
+                # there are enough files), each block one encoder call.
+                todo_bytes = sum(d["bytes"] for d in described[first:end])
+                blocks = max(
+                    1,
+                    min(len(todo), max(2 * n_actors, -(-todo_bytes // _FILE_BATCH_BYTES))),
+                )
+                ds = data.read_binary_files(
+                    todo, include_paths=True, override_num_blocks=blocks, num_cpus=0
+                )
                 size = None
             ds = ds.map_batches(
                 _Encoder,
