@@ -425,7 +425,9 @@ impl PyShardWriter {
         }
         let names = shards::ShardNames::new(&out);
         let writer = match resume {
-            Some(checkpoint) => py.detach(|| resume_writer(&out, &names, spec, dtype, checkpoint))?,
+            Some(checkpoint) => {
+                py.detach(|| resume_writer(&out, &names, spec, dtype, checkpoint))?
+            }
             None => {
                 for path in names.partials() {
                     let _ = std::fs::remove_file(path);
@@ -500,7 +502,11 @@ impl PyShardWriter {
             return Err(PyValueError::new_err("the shard writer is finished"));
         };
         let state = py.detach(|| writer.checkpoint())?;
-        let done: Vec<Value> = writer.done().iter().map(shards::ShardEntry::to_json).collect();
+        let done: Vec<Value> = writer
+            .done()
+            .iter()
+            .map(shards::ShardEntry::to_json)
+            .collect();
         let current = state.map_or(Value::Null, |s| s.to_json());
         Ok(serde_json::json!({"done": done, "current": current}).to_string())
     }
