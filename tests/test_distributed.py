@@ -172,6 +172,19 @@ def test_one_node_is_the_local_run(one_node: Any, corpus: dict[str, Any],
     assert again.up_to_date and again.tokens == stats.tokens
 
 
+def test_the_command_line(one_node: Any, corpus: dict[str, Any], reference: dict[str, Any],
+                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fastllm.cli import main
+
+    out = tmp_path / "tokens.bin"
+    argv = ["tokenize", str(corpus["jsonl"]), "-o", str(out), "--ray", one_node.address,
+            "--actors", "1", "--shard-tokens", str(SHARD)]
+    assert main(argv) == 0
+    assert _outputs(out) == reference["jsonl"]
+    said = capsys.readouterr().out
+    assert "1 actors on 1 nodes" in said and "tokens.manifest.json" in said
+
+
 def test_bad_text_names_the_file_and_leaves_nothing_complete(one_node: Any,
                                                              tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
