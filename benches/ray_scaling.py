@@ -42,8 +42,10 @@ else:
     extra = {"startup": stats.startup_seconds, "actor_cpu": stats.actor_cpu_seconds}
 wall = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec (from the forking parent).
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"wall": wall, "bytes": stats.input_bytes, "text_bytes": stats.text_bytes,
-                  "tokens": stats.tokens, "rss_mb": usage.ru_maxrss / 1024,
+                  "tokens": stats.tokens, "rss_mb": hwm / 1024,
                   "cpu": usage.ru_utime + usage.ru_stime, **extra}))
 """
 
