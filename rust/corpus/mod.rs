@@ -591,6 +591,7 @@ impl<S: Sink> pipeline::Handler for WriteHandler<'_, S> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn plan<'a>(
     encoder: &'a Encoder,
     settings: &'a Settings,

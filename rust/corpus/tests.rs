@@ -540,7 +540,7 @@ fn stop_and_resume(encoder: &Encoder, inputs: &[Input], out: &Path, want: &[u32]
     assert!(meta.run.resumed);
     check(
         meta.run.resumed_bytes > 0,
-        format!("resumed from the start: {meta}"),
+        format!("resumed from the start: {:?}", meta.run),
     )?;
     assert_eq!(read_u16(out)?, want);
     Ok(())
