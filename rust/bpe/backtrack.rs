@@ -29,7 +29,9 @@
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
 use rustc_hash::FxHashMap;
 
-use super::{merge_heap, merge_linear, merge_short, MergeTable, HEAP_THRESHOLD, OUT_OF_MEMORY, STACK_PARTS};
+use super::{
+    merge_heap, merge_linear, merge_short, MergeTable, HEAP_THRESHOLD, OUT_OF_MEMORY, STACK_PARTS,
+};
 use crate::vocab::{Rank, Ranks};
 
 /// Chunks of at least this many bytes (after the cuts where nothing merges) are encoded here;
@@ -103,7 +105,10 @@ impl Prefixes {
 
     #[inline]
     fn rank(&self, pattern: u32) -> Rank {
-        self.ranks.get(pattern as usize).copied().unwrap_or(Rank::MAX)
+        self.ranks
+            .get(pattern as usize)
+            .copied()
+            .unwrap_or(Rank::MAX)
     }
 }
 
@@ -328,7 +333,11 @@ mod tests {
     fn runs_of_one_letter_and_periodic_text() -> Result<(), TestCaseError> {
         let ranks = vocabulary(&[(0, 0), (1, 1), (2, 2), (3, 3), (0, 1), (4, 4), (5, 5)]);
         for len in [2, 3, 7, 64, 1000, 5000] {
-            for text in [b"a".repeat(len), b"abc".repeat(len / 3 + 1), b"aab".repeat(len)] {
+            for text in [
+                b"a".repeat(len),
+                b"abc".repeat(len / 3 + 1),
+                b"aab".repeat(len),
+            ] {
                 check(&ranks, &text, DEAD_WINDOW)?;
                 check(&ranks, &text, 5)?;
             }
