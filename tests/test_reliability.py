@@ -214,7 +214,8 @@ def test_long_pieces_that_all_merge_match_tiktoken(name):
     ours, theirs = fastllm.get_encoding(name), reference_encoding(name)
     rng = random.Random(14)
     texts = [unit * (300_000 // len(unit)) for unit in ["a", " ", "hello", "ab", "\0", "的", "=-"]]
-    texts += ["".join(rng.choice(alpha) for _ in range(300_000)) for alpha in ["ab", "ehlo", "aa b"]]
+    for alpha in ["ab", "ehlo", "aa b"]:
+        texts.append("".join(rng.choice(alpha) for _ in range(300_000)))
     for text in texts:
         assert ours.encode_ordinary(text) == theirs.encode_ordinary(text), text[:20]
 
