@@ -48,16 +48,7 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from fastllm._inputs import PathLike, check_format, input_format, resolve
-from fastllm.tokenfile import (
-    TokenizeStats,
-    _check_output,
-    _check_size,
-    _corpus_encoder,
-    _own_files,
-    _size,
-    check_choice,
-    manifest_path,
-)
+from fastllm.tokenfile import TokenizeStats, _corpus_encoder, _own_files, _size, manifest_path
 
 __all__ = ["DEFAULT_SHARD_TOKENS", "DistributedStats", "RayProgress", "progress_drawer", "tokenize"]
 
@@ -809,10 +800,18 @@ def tokenize(
         raise ValueError(f"actors must be None or >= 1, got {actors!r}")
     if isinstance(cpus_per_actor, bool) or cpus_per_actor < 1:
         raise ValueError(f"cpus_per_actor must be >= 1, got {cpus_per_actor!r}")
-    check_choice("layout", layout, ("flat", "llmc"))
-    _check_size("shard_tokens", shard_tokens)
-    _check_size("val_tokens", val_tokens)
-    out_path = _check_output(out)
+    # The layout and shard sizes are checked by the Rust writer; the output directory here,
+    # before the cluster is asked for anything.
+    out_path = Path(os.fspath(out))
+    if out_path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "the output is a directory; name a file", str(out))
+    if not out_path.parent.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"the output directory {os.fspath(out_path.parent)!r} does not exist; create it "
+            "first (the driver writes the output)",
+            str(out),
+        )
     if not os.access(out_path.parent, os.W_OK | os.X_OK):
         raise PermissionError(
             errno.EACCES,
