@@ -46,7 +46,7 @@ from fastllm.tokenfile import tokenize_files  # noqa: E402
 CONFIG = {**GPT_CONFIGS["tiny"], "context_length": 64}
 BATCH = 8
 STEPS = 12  # per round; the first step of each round is not timed
-ROUNDS = 5
+ROUNDS = 6
 LR, WEIGHT_DECAY = 4e-4, 0.1
 
 
@@ -138,16 +138,25 @@ def measure(path: Path, rounds: int = ROUNDS) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        nano, ours, shares = [], [], []
-        for _ in range(rounds):
+        nano: list[float] = []
+        ours: list[float] = []
+        shares: list[float] = []
+
+        def run_nanogpt() -> None:
             stamps: list[float] = []
             nanogpt_steps(path, STEPS, stamps)
             nano.append(per_step(stamps))
-            stamps = []
+
+        def run_fastllm() -> None:
+            stamps: list[float] = []
             loader = fastllm_steps(path, STEPS, stamps)
             step = per_step(stamps)
             ours.append(step)
             shares.append(loader.fetch_seconds / STEPS / step)
+
+        for i in range(rounds):  # ABBA: neither loop always runs first
+            for run in (run_nanogpt, run_fastllm) if i % 2 == 0 else (run_fastllm, run_nanogpt):
+                run()
     finally:
         torch.set_num_threads(threads)
     tokens = BATCH * CONFIG["context_length"]

@@ -484,3 +484,19 @@ def test_cli_errors(corpus, tmp_path: Path) -> None:
         main(["pretrain", str(corpus["train"]), "-q", "--vocab-size", "100"])
     with pytest.raises(SystemExit, match=r"fastllm pretrain: error: .*missing.bin"):
         main(["pretrain", str(tmp_path / "missing.bin"), "-q"])
+
+
+def test_progress_bar_shows_steps_loss_and_tokens() -> None:
+    import io
+
+    from fastllm.cli._common import ProgressBar
+    from fastllm.cli.pretrain import _drawer
+
+    stream = io.StringIO()
+    draw = _drawer(ProgressBar(stream, "pretrain", unit="steps"))
+    draw(1, 10, 512, torch.tensor(9.5))
+    draw(10, 10, 5120, torch.tensor(4.25))
+    frame = stream.getvalue().split("\r")[-1]
+    assert frame.startswith("pretrain 100% [")
+    assert "10/10 steps  loss 4.250  5,120 tokens" in frame
+    assert _drawer(None) is None
