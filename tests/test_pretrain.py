@@ -500,3 +500,20 @@ def test_progress_bar_shows_steps_loss_and_tokens() -> None:
     assert frame.startswith("pretrain 100% [")
     assert "10/10 steps  loss 4.250  5,120 tokens" in frame
     assert _drawer(None) is None
+
+
+def test_readme_train_a_tiny_gpt_commands_parse() -> None:
+    import re
+    import shlex
+
+    from fastllm.cli import build_parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = next(
+        b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "fastllm pretrain" in b
+    )
+    commands = [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    assert [words[:2] for words in commands] == [["fastllm", "tokenize"], ["fastllm", "pretrain"]]
+    args = build_parser().parse_args(commands[1][1:])
+    assert args.tokens == build_parser().parse_args(commands[0][1:]).output
+    assert args.config == "tiny" and args.plot == "loss.png"

@@ -510,6 +510,11 @@ class Trainer:
             break
         return self.train_losses, self.val_losses, self.track_tokens_seen
 
+    def _module(self) -> nn.Module:
+        # a torch.compile'd model keeps the module (and the state_dict keys) in _orig_mod
+        module = getattr(self.model, "_orig_mod", self.model)
+        return module if isinstance(module, nn.Module) else self.model
+
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue the run: model, optimizer, position, history and RNG."""
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
@@ -518,7 +523,7 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
-            "model": self.model.state_dict(),
+            "model": self._module().state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "position": {
                 "epoch": self.epoch,
@@ -536,7 +541,7 @@ class Trainer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continues from :meth:`state_dict`'s ``state``."""
-        self.model.load_state_dict(state["model"])
+        self._module().load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         position = state["position"]
         self.epoch = int(position["epoch"])
