@@ -141,9 +141,10 @@ def test_token_batches_order_is_seeded_and_resumable() -> None:
 def test_train_model_simple_book_semantics(corpus, capsys) -> None:
     torch.manual_seed(123)
     model = GPTModel(tiny())
-    train = fastllm.data.TokenFileDataset(corpus["train"], 32, 32)
+    full = fastllm.data.TokenFileDataset(corpus["train"], 32, 32)
+    train = WindowDataset(full.tokens[: 45 * 32 + 1], 32, 32)  # 45 windows: 5 batches
     val = fastllm.data.TokenFileDataset(corpus["val"], 32, 32)
-    train_loader = pt.TokenBatches(train, 8)
+    train_loader = pt.TokenBatches(train, 9)
     val_loader = pt.TokenBatches(val, 8, shuffle=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1)
     train_losses, val_losses, seen = pt.train_model_simple(
@@ -152,19 +153,20 @@ def test_train_model_simple_book_semantics(corpus, capsys) -> None:
         val_loader,
         optimizer,
         "cpu",
-        num_epochs=1,
-        eval_freq=20,
+        num_epochs=4,
+        eval_freq=7,
         eval_iter=2,
         start_context=" a b",
         tokenizer=corpus["enc"],
     )
-    steps = len(train_loader)
-    assert len(train_losses) == len(val_losses) == len(seen) == (steps - 1) // 20 + 1
-    assert seen == [(20 * i + 1) * 8 * 32 for i in range(len(seen))]
+    # 20 steps, evaluated after steps 0, 7 and 14 (global_step counts from 0, as the book's)
+    assert len(train_losses) == len(val_losses) == len(seen) == 3
+    assert seen == [(7 * i + 1) * 9 * 32 for i in range(3)]
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Ep 1 (Step 000000): Train loss ")
-    assert out[1].startswith("Ep 1 (Step 000020): ")
-    assert out[-1].startswith(" a b")  # the sample after the epoch
+    assert out[1].startswith(" a b")  # the sample after each epoch
+    assert out[2].startswith("Ep 2 (Step 000007): ")
+    assert sum(line.startswith(" a b") for line in out) == 4
     assert val_losses[-1] < val_losses[0]
 
 

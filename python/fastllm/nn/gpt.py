@@ -243,9 +243,9 @@ class TransformerBlock(nn.Module):
 
     >>> import torch
     >>> _ = torch.manual_seed(123)
-    >>> block = TransformerBlock(GPT_CONFIG_124M)
-    >>> block(torch.rand(2, 4, 768)).shape
-    torch.Size([2, 4, 768])
+    >>> block = TransformerBlock({**GPT_CONFIG_124M, "emb_dim": 64, "n_heads": 4})
+    >>> block(torch.rand(2, 4, 64)).shape
+    torch.Size([2, 4, 64])
     """
 
     def __init__(self, cfg: Mapping[str, Any], *, fast_path: bool = True) -> None:
