@@ -17,10 +17,12 @@ config with the GPT-2 vocabulary, batch 8 x 64, rounds interleaved ABBA, load av
 2 shared cores): a batch is one fancy-index gather from the memory map (``dataset[rows]``) and
 costs 0.04% of a training step, so there is no prefetch thread or DataLoader worker. The loop
 calls ``loss.item()`` only to evaluate or to draw the progress bar (no per-step device sync).
-Against a bare nanoGPT-style loop over the same model and optimizer it ran at 0.91-0.93x
-tokens per CPU second; the step is the model's (40% of it system time: page faults of the
-100 MB of logits), and the loops differ only by microseconds per step, so the gap is not
-explained yet (the order of ``zero_grad`` was measured and is not it).
+Against a bare nanoGPT-style loop over the same model and optimizer: 0.91x and 0.93x tokens
+per CPU second in two bench runs, 1.10x (median of 3 rounds, the same loop fed nanoGPT's own
+batches: 1.06x) in a third; single rounds vary by +-20% at that load, so the figures say "the
+same speed" and no better. The step is the model's (40% of it system time: page faults of the
+100 MB of logits); the loops differ by microseconds per step (the order of ``zero_grad`` was
+measured too: no difference).
 """
 
 from __future__ import annotations
