@@ -875,3 +875,9 @@ pub fn count_files(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+/// Each input with its identity (size, mtime, sha256 of head and tail), as sidecars and
+/// manifests list it; for callers that write the output themselves (the Ray driver).
+pub fn describe_inputs(inputs: &[Input]) -> Result<Vec<Value>> {
+    Ok(output::describe_inputs(inputs, &source::identify(inputs)?))
+}
