@@ -591,6 +591,7 @@ impl<S: Sink> pipeline::Handler for WriteHandler<'_, S> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn plan<'a>(
     encoder: &'a Encoder,
     settings: &'a Settings,
@@ -868,4 +869,10 @@ pub fn count_files(
         files,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Each input with its identity (size, mtime, sha256 of head and tail), as sidecars and
+/// manifests list it; for callers that write the output themselves (the Ray driver).
+pub fn describe_inputs(inputs: &[Input]) -> Result<Vec<Value>> {
+    Ok(output::describe_inputs(inputs, &source::identify(inputs)?))
 }

@@ -656,6 +656,51 @@ pub fn manifest(head: &Value, spec: &ShardSpec, dtype: Dtype, shards: &[ShardEnt
     m
 }
 
+/// Whether a writer may go on from a checkpoint (`done`, then the shard being written at
+/// `state`): each complete shard still has its size and sha256 and its index, and the partial
+/// file of the shard being written holds at least `state`'s tokens (a checkpoint taken just
+/// before that shard was completed and renamed is refused, never zero-filled). Returns that
+/// partial file, else the reason. Used by callers resuming a [`ShardWriter`] of their own (the
+/// Ray driver).
+pub fn check_resumable(
+    names: &ShardNames,
+    spec: &ShardSpec,
+    dtype: Dtype,
+    done: &[ShardEntry],
+    state: &ShardState,
+) -> std::result::Result<PathBuf, String> {
+    for entry in done {
+        let name = entry.path.display();
+        let mut file = File::open(&entry.path).map_err(|e| format!("{name}: {e}"))?;
+        let same = file.metadata().is_ok_and(|m| m.len() == entry.bytes)
+            && sha256_of(&mut file).is_ok_and(|sha| sha == entry.sha256);
+        if !same {
+            return Err(format!("the complete shard {name} failed its checksum"));
+        }
+        if !index_of(&entry.path).is_file() {
+            return Err(format!("the index of the complete shard {name} is missing"));
+        }
+    }
+    let index = done.len();
+    let partial = with_suffix(&names.shard(index, spec.split(index)), ".partial");
+    let needed = spec.layout.header_bytes() + state.tokens * dtype.itemsize();
+    let have = fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    if (state.tokens > 0 || !state.doc_starts.is_empty()) && have < needed {
+        return Err(format!(
+            "{} holds {have} bytes, fewer than the {needed} its checkpoint wrote",
+            partial.display()
+        ));
+    }
+    Ok(partial)
+}
+
+impl ShardState {
+    /// The state as a journal keeps it (read back by [`state_from_json`]).
+    pub fn to_json(&self) -> Value {
+        json!({"tokens": self.tokens, "doc_starts": self.doc_starts, "open_doc": self.open_doc})
+    }
+}
+
 /// The complete shards a journal or manifest lists, if each still has its size.
 pub fn entries_from_json(v: &Value, names: &ShardNames) -> Option<Vec<ShardEntry>> {
     let list = v.as_array()?;
@@ -795,7 +840,8 @@ fn remove_old_shards(names: &ShardNames) -> Result<()> {
     output::remove_files(doomed)
 }
 
-fn state_from_json(v: &Value) -> Option<ShardState> {
+/// The shard being written, as a journal keeps it ([`ShardState::to_json`]); null: none.
+pub fn state_from_json(v: &Value) -> Option<ShardState> {
     if v.is_null() {
         return Some(ShardState::default());
     }

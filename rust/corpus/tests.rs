@@ -388,8 +388,10 @@ fn errors_for_missing_inputs_and_output_dirs() -> TestResult {
         &mut no_progress(),
     );
     match r {
-        Err(Error::Write { reason, .. }) => check(reason.contains("does not exist"), reason)?,
-        other => return Err(format!("expected a Write error, got {other:?}").into()),
+        Err(e @ Error::OutputDirMissing { .. }) => {
+            check(e.to_string().contains("does not exist"), e.to_string())?
+        }
+        other => return Err(format!("expected OutputDirMissing, got {other:?}").into()),
     }
     Ok(())
 }
@@ -540,7 +542,7 @@ fn stop_and_resume(encoder: &Encoder, inputs: &[Input], out: &Path, want: &[u32]
     assert!(meta.run.resumed);
     check(
         meta.run.resumed_bytes > 0,
-        format!("resumed from the start: {meta}"),
+        format!("resumed from the start: {:?}", meta.run),
     )?;
     assert_eq!(read_u16(out)?, want);
     Ok(())

@@ -303,6 +303,14 @@ fn tokenize_files(
     })
 }
 
+/// Each input with its identity, as the sidecar and manifest list it; returns JSON (a list).
+#[pyfunction]
+fn describe_inputs(py: Python<'_>, paths: Vec<PathBuf>, formats: Vec<String>) -> PyResult<String> {
+    let inputs = inputs(paths, formats)?;
+    let described = py.detach(|| corpus::describe_inputs(&inputs))?;
+    Ok(Value::Array(described).to_string())
+}
+
 /// Counts the tokens of files (per file and in total) without writing them.
 #[pyfunction]
 #[pyo3(signature = (
@@ -494,27 +502,46 @@ pub struct PyShardWriter {
 
 #[pymethods]
 impl PyShardWriter {
+    /// `field` and `errors` are recorded in the manifest's settings (the writer does not read
+    /// text). `resume`: the JSON of an earlier writer's [`checkpoint`](Self::checkpoint) of the
+    /// same output and settings: the writer goes on after it (`ValueError` starting "cannot
+    /// resume" when its shards changed; then start a writer without `resume`).
     #[new]
-    #[pyo3(signature = (encoder, out, *, layout="flat", shard_tokens=None, val_tokens=None, eot=true))]
+    #[pyo3(signature = (
+        encoder, out, *, layout="flat", shard_tokens=None, val_tokens=None, eot=true,
+        field="text".to_string(), errors="strict", resume=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         encoder: &PyCorpusEncoder,
         out: PathBuf,
         layout: &str,
         shard_tokens: Option<Bound<'_, PyAny>>,
         val_tokens: Option<Bound<'_, PyAny>>,
         eot: bool,
+        field: String,
+        errors: &str,
+        resume: Option<&str>,
     ) -> PyResult<Self> {
         let encoder = Arc::clone(&encoder.inner);
         let spec = shard_spec(layout, shard_tokens, val_tokens)?;
-        let settings = settings(&encoder, "text".into(), eot, "strict")?;
+        let settings = settings(&encoder, field, eot, errors)?;
         let dtype = encoder.dtype();
         spec.check(&out, dtype, encoder.core().max_token_value())?;
         corpus::check_output(&out, &[])?;
         let names = shards::ShardNames::new(&out);
-        for path in names.partials() {
-            let _ = std::fs::remove_file(path);
-        }
-        let writer = ShardWriter::create(&out, spec, dtype)?;
+        let writer = match resume {
+            Some(checkpoint) => {
+                py.detach(|| resume_writer(&out, &names, spec, dtype, checkpoint))?
+            }
+            None => {
+                for path in names.partials() {
+                    let _ = std::fs::remove_file(path);
+                }
+                ShardWriter::create(&out, spec, dtype)?
+            }
+        };
         Ok(PyShardWriter {
             writer: Mutex::new(Some(writer)),
             encoder,
@@ -547,8 +574,59 @@ impl PyShardWriter {
         Ok(())
     }
 
-    /// Completes the last shard and writes the manifest; returns it.
-    fn finish(&self, py: Python<'_>) -> PyResult<PyShardManifest> {
+    /// Appends tokens already laid out in the output dtype (little-endian `uint16`/`uint32`
+    /// bytes, end-of-text tokens included: nothing is appended); a document starts at each of
+    /// `doc_starts` (token offsets into `data`, increasing; tokens before the first continue
+    /// the document being written).
+    fn write_bytes(
+        &self,
+        py: Python<'_>,
+        data: PyReadonlyArray1<'_, u8>,
+        doc_starts: PyReadonlyArray1<'_, u64>,
+    ) -> PyResult<()> {
+        let data = data.as_slice()?;
+        let starts = doc_starts.as_slice()?;
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))?;
+        let Some(writer) = guard.as_mut() else {
+            return Err(PyValueError::new_err("the shard writer is finished"));
+        };
+        let max_token = self.encoder.core().max_token_value();
+        py.detach(|| write_laid_out(writer, data, starts, max_token))?;
+        Ok(())
+    }
+
+    /// Syncs the shard being written and returns, as JSON, what a writer made with
+    /// `resume=` needs to go on from here: the complete shards and the one being written.
+    fn checkpoint(&self, py: Python<'_>) -> PyResult<String> {
+        let mut guard = self
+            .writer
+            .lock()
+            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))?;
+        let Some(writer) = guard.as_mut() else {
+            return Err(PyValueError::new_err("the shard writer is finished"));
+        };
+        let state = py.detach(|| writer.checkpoint())?;
+        let done: Vec<Value> = writer
+            .done()
+            .iter()
+            .map(shards::ShardEntry::to_json)
+            .collect();
+        let current = state.map_or(Value::Null, |s| s.to_json());
+        Ok(serde_json::json!({"done": done, "current": current}).to_string())
+    }
+
+    /// Completes the last shard and writes the manifest; returns it. `extra`: a JSON object
+    /// whose fields are added to the manifest (the inputs and counts a pipeline knows, e.g.
+    /// `input_bytes`, `text_bytes`, `replaced_invalid_utf8`, `inputs`).
+    #[pyo3(signature = (extra=None))]
+    fn finish(&self, py: Python<'_>, extra: Option<&str>) -> PyResult<PyShardManifest> {
+        let extra: Option<serde_json::Map<String, Value>> = extra
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| PyValueError::new_err(format!("extra must be a JSON object: {e}")))?;
         let writer = self
             .writer
             .lock()
@@ -566,6 +644,7 @@ impl PyShardWriter {
                 self.settings.eot.map_or(Value::Null, Value::from),
             );
             map.insert("fastllm_version".into(), env!("CARGO_PKG_VERSION").into());
+            map.extend(extra.into_iter().flatten());
         }
         let (manifest, entries) = py.detach(|| -> Result<_> {
             let entries = writer.finish()?;
@@ -592,6 +671,16 @@ impl PyShardWriter {
             .lock()
             .ok()
             .and_then(|g| g.as_ref().map(ShardWriter::tokens))
+            .unwrap_or(0)
+    }
+
+    /// Shards completed so far.
+    #[getter]
+    fn shards_done(&self) -> usize {
+        self.writer
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|w| w.done().len()))
             .unwrap_or(0)
     }
 
@@ -655,6 +744,67 @@ fn write_documents(
     writer.write(&bytes, &starts)
 }
 
+/// A writer going on from `checkpoint` (see `PyShardWriter::checkpoint`), after checking it.
+fn resume_writer(
+    out: &std::path::Path,
+    names: &shards::ShardNames,
+    spec: ShardSpec,
+    dtype: corpus::Dtype,
+    checkpoint: &str,
+) -> Result<ShardWriter> {
+    let cannot = |why: String| Error::InvalidArgument(format!("cannot resume: {why}"));
+    let v: Value =
+        serde_json::from_str(checkpoint).map_err(|e| cannot(format!("bad checkpoint: {e}")))?;
+    let done = v
+        .get("done")
+        .and_then(|d| shards::entries_from_json(d, names))
+        .ok_or_else(|| cannot("a shard it completed is missing or changed".into()))?;
+    let state = v
+        .get("current")
+        .and_then(shards::state_from_json)
+        .ok_or_else(|| cannot("its state of the shard being written is damaged".into()))?;
+    let keep = shards::check_resumable(names, &spec, dtype, &done, &state).map_err(cannot)?;
+    // Partial files other than the one of the shard being written are stale.
+    for path in names.partials() {
+        if path != keep {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    ShardWriter::resume(out, spec, dtype, done, Some(state))
+}
+
+/// Checks bytes laid out in the writer's dtype and writes them.
+fn write_laid_out(
+    writer: &mut ShardWriter,
+    data: &[u8],
+    starts: &[u64],
+    max_token: Rank,
+) -> Result<()> {
+    let dtype = writer.dtype();
+    let size = dtype.itemsize() as usize;
+    if data.len() % size != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{} bytes are not whole {} tokens",
+            data.len(),
+            dtype.name()
+        )));
+    }
+    let too_big = data.chunks_exact(size).find_map(|c| {
+        let t = match c {
+            [a, b] => u32::from(u16::from_le_bytes([*a, *b])),
+            [a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
+            _ => 0,
+        };
+        (t > max_token).then_some(t)
+    });
+    if let Some(t) = too_big {
+        return Err(Error::InvalidArgument(format!(
+            "token id {t} is not in the vocabulary (largest id {max_token})"
+        )));
+    }
+    writer.write(data, starts)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCorpusEncoder>()?;
     m.add_class::<PyShardWriter>()?;
@@ -664,5 +814,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCountResult>()?;
     m.add_function(wrap_pyfunction!(tokenize_files, m)?)?;
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
+    m.add_function(wrap_pyfunction!(describe_inputs, m)?)?;
     Ok(())
 }

@@ -89,7 +89,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="ADDRESS",
         help="run on a Ray cluster (fastllm[ray]): the one at ADDRESS (HOST:PORT, ray://..., "
-        "auto), else RAY_ADDRESS or a new local one; same output as the local run",
+        "auto), else RAY_ADDRESS or a new local one; writes shards (--shard-tokens, default "
+        "100,000,000) and a manifest, the same bytes as the local run with those options",
     )
     tokenize.add_argument(
         "--actors",
@@ -170,17 +171,26 @@ def _cmd_ray(args: argparse.Namespace, inputs: list[Any], errors: str, say: Any)
                 actors=args.actors,
                 resume=args.resume,
                 progress=distributed.progress_drawer(progress),
+                layout=args.layout,
+                shard_tokens=args.shard_tokens or distributed.DEFAULT_SHARD_TOKENS,
+                val_tokens=args.val_tokens,
             )
     except KeyboardInterrupt as stop:
         print(
             f"{_PROG}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}; "
-            f"the files checkpointed are kept in {args.output}.partial: rerun the same command "
-            "to resume",
+            f"the work checkpointed is kept in {_leftovers(args.output)}: rerun the same "
+            "command to resume",
             file=sys.stderr,
         )
         return 143 if isinstance(stop, Terminated) else 130
     except (OSError, ValueError, ImportError) as error:
-        raise fail(_PROG, error) from None
+        left = _leftovers(args.output)
+        failure = fail(_PROG, error)
+        if left:
+            failure = SystemExit(
+                f"{failure.code}; work kept in {left} (rerun to resume, or delete it)"
+            )
+        raise failure from None
     if stats.note:
         say(f"note       {stats.note}; started over")
     say(stats.summary())
