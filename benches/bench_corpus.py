@@ -21,9 +21,8 @@ busy neighbour on a shared machine slows all of them alike. Run with
 from __future__ import annotations
 
 import json
-import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import child_usage
 import fastllm
-from fastllm import corpus
+from fastllm import _inputs, corpus, samples
 from fastllm.tokenize import tokenize_files
 
 HERE = Path(__file__).resolve().parent
@@ -52,17 +52,13 @@ def stdlib():
     return files, docs, size
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-
-
 def _baseline(files: list[Path], out: Path) -> dict[str, float]:
     run = subprocess.run(
         [sys.executable, str(HERE / "nanogpt_prepare.py"), str(out), *map(str, files)],
         capture_output=True,
         text=True,
         check=True,
-        env=_env(),
+        env=child_usage.env(),
         timeout=900,
     )
     result: dict[str, float] = json.loads(run.stdout.strip().splitlines()[-1])
@@ -80,16 +76,21 @@ def test_tokenize_throughput(benchmark, stdlib, tmp_path):
     def batch() -> None:
         enc.encode_ordinary_batch_to_numpy(docs)
 
+    # Wall seconds, and CPU seconds of this process (all threads) for the in-process contenders.
     times: dict[str, list[float]] = {"file_to_bin": [], "batch_numpy": [], "nanogpt": []}
+    cpu: dict[str, list[float]] = {"file_to_bin": [], "batch_numpy": []}
     file_to_bin()  # warm: page cache, encoder
     batch()
+    loads = [child_usage.load()]
     for round_ in range(ROUNDS):
         for name, run in (("batch_numpy", batch), ("file_to_bin", file_to_bin)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
         if round_ < BASELINE_ROUNDS:
             times["nanogpt"].append(_baseline(files, tmp_path / "nanogpt.bin")["seconds"])
+    loads.append(child_usage.load())
 
     # Same tokens: the .bin equals the batch encoding + EOT per document, and the baseline's.
     tokens, offsets = enc.encode_ordinary_batch_to_numpy(docs)
@@ -99,8 +100,10 @@ def test_tokenize_throughput(benchmark, stdlib, tmp_path):
     exact = bool(np.array_equal(got, want)) and bool(np.array_equal(baseline, want))
 
     mbps = {name: size / 1e6 / min(t) for name, t in times.items()}
+    cpu_mbps = {name: size / 1e6 / statistics.median(t) for name, t in cpu.items()}
     ratios = {
         "vs_batch_numpy": mbps["file_to_bin"] / mbps["batch_numpy"],
+        "vs_batch_numpy_cpu": cpu_mbps["file_to_bin"] / cpu_mbps["batch_numpy"],
         "vs_nanogpt": mbps["file_to_bin"] / mbps["nanogpt"],
     }
     _RESULTS.update({f"{k}_mb_s": v for k, v in mbps.items()}, **ratios)
@@ -111,38 +114,91 @@ def test_tokenize_throughput(benchmark, stdlib, tmp_path):
         threads="all",
         exact=exact,
         mb_per_s=mbps,
+        cpu_mb_per_s=cpu_mbps,
         ratios=ratios,
+        loads=loads,
         targets={"vs_batch_numpy": 0.9, "vs_nanogpt": 5.0},
     )
     print(
-        f"\nstdlib {size / 1e6:.1f} MB, {os.cpu_count()} cores: "
+        f"\nstdlib {size / 1e6:.1f} MB; {loads[0]} -> {loads[-1]}: wall "
         + ", ".join(f"{k} {v:.1f} MB/s" for k, v in mbps.items())
-        + f"; file->bin / batch {ratios['vs_batch_numpy']:.2f} (target >= 0.9), "
+        + "; CPU "
+        + ", ".join(f"{k} {v:.1f} MB/s" for k, v in cpu_mbps.items())
+        + f"; file->bin / batch {ratios['vs_batch_numpy']:.2f} wall, "
+        f"{ratios['vs_batch_numpy_cpu']:.2f} CPU (target >= 0.9), "
         f"/ nanoGPT {ratios['vs_nanogpt']:.1f}x (target >= 5)"
     )
     benchmark.pedantic(file_to_bin, rounds=3, iterations=1)
     assert exact
 
 
-def _utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+def test_main_job(benchmark, stdlib, tmp_path):
+    """README command 1 (``fastllm tokenize``: the standard library into ``tokens.bin``) in a
+    fresh child, by CPU time (all threads) and wall time, and where its CPU goes per input file:
+    the walker (one ``stat`` per named file; a directory walk also reads 8 KiB of each file to
+    tell binary files), the corpus path beyond the encoding (file opening, input identities,
+    jobs, the token file), and the encoding itself (``encode_ordinary_batch_to_numpy``)."""
+    files, docs, size = stdlib
+    enc = fastllm.get_encoding("gpt2")
+    n = len(files)
+
+    def cpu_of(run) -> float:
+        best = float("inf")
+        for _ in range(ROUNDS):
+            start = time.process_time()
+            run()
+            best = min(best, time.process_time() - start)
+        return best
+
+    walk_named = cpu_of(lambda: _inputs.resolve(files))
+    walk_dir = cpu_of(lambda: _inputs.resolve(samples.stdlib_dir()))
+    encode = cpu_of(lambda: enc.encode_ordinary_batch_to_numpy(docs))
+    corpus_path = cpu_of(lambda: tokenize_files(files, tmp_path / "p.bin", resume=False))
+    loads = [child_usage.load()]
+    command = [
+        sys.executable, "-m", "fastllm", "tokenize", "-q", "--no-resume",
+        "-o", str(tmp_path / "tokens.bin"),
+    ]  # fmt: skip
+    runs = benchmark.pedantic(
+        lambda: [child_usage.run(command) for _ in range(ROUNDS)], rounds=1, iterations=1
+    )
+    loads.append(child_usage.load())
+    cpu = statistics.median(u.cpu for u in runs)
+    wall = min(u.wall for u in runs)
+    per_file_us = {
+        "walker_named": walk_named / n * 1e6,
+        "walker_directory": walk_dir / n * 1e6,
+        "corpus_path_beyond_encode": (corpus_path - encode) / n * 1e6,
+        "encode": encode / n * 1e6,
+    }
+    benchmark.group = "corpus: README command 1"
+    benchmark.extra_info.update(
+        bytes=size,
+        files=n,
+        cpu_mb_per_s=size / 1e6 / cpu,
+        wall_mb_per_s=size / 1e6 / wall,
+        child_cpu_seconds=[round(u.cpu, 3) for u in runs],
+        per_file_cpu_us=per_file_us,
+        loads=loads,
+    )
+    print(
+        f"\nfastllm tokenize (stdlib, {size / 1e6:.1f} MB in {n:,} files; {loads[0]} -> "
+        f"{loads[-1]}): {size / 1e6 / cpu:.1f} MB per CPU second (median of {ROUNDS}, process "
+        f"start included), {size / 1e6 / wall:.1f} MB/s wall (best)\nCPU per file: "
+        + ", ".join(f"{k} {v:.0f} us" for k, v in per_file_us.items())
+    )
 
 
 def _generate(folder: Path, target_bytes: int) -> int:
     """~``target_bytes`` of text files made of the standard library's sources, each copy
     varied (renamed identifiers, a header), so that no file repeats another."""
-    sources = [data for f in corpus.stdlib_files() if _utf8(data := f.read_bytes())]
-    blob = b"\n".join(sources)
+    blob = b"\n".join(child_usage.stdlib_sources())
     written = 0
     copy = 0
     while written < target_bytes:
-        variant = f"# copy {copy} of the standard library, varied\n".encode() + blob.replace(
-            b"self", f"self_{copy}".encode()
-        ).replace(b"return", b"return " if copy % 2 else b"return")
+        variant = f"# copy {copy} of the standard library, varied\n".encode() + child_usage.varied(
+            blob, copy
+        )
         # Files of ~16 MB cut at newlines: long documents are cut across jobs too.
         start = 0
         while start < len(variant) and written < target_bytes:
@@ -157,28 +213,7 @@ def _generate(folder: Path, target_bytes: int) -> int:
     return written
 
 
-def _peak_rss(command: list[str]) -> tuple[int, float]:
-    """Peak RSS (bytes) of ``command`` run in a fresh child, and its wall time."""
-    wrapper = (
-        "import resource, subprocess, sys, time\n"
-        "start = time.perf_counter()\n"
-        "subprocess.run(sys.argv[1:], check=True)\n"
-        "seconds = time.perf_counter() - start\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, seconds)\n"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", wrapper, *command],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=_env(),
-        timeout=1800,
-    )
-    peak, seconds = run.stdout.split()[-2:]
-    return int(peak), float(seconds)
-
-
-@pytest.mark.skipif(not hasattr(resource, "RUSAGE_CHILDREN"), reason="needs getrusage")
+@pytest.mark.skipif(sys.platform == "win32", reason="needs getrusage")
 def test_peak_rss_on_1gb(benchmark):
     folder = Path(tempfile.mkdtemp(prefix="fastllm-1gb-"))
     try:
@@ -187,12 +222,13 @@ def test_peak_rss_on_1gb(benchmark):
         size = _generate(inputs, 1_000_000_000)
         out = folder / "out.bin"
         command = [sys.executable, "-m", "fastllm", "tokenize", str(inputs), "-o", str(out), "-q"]
-        idle, _ = _peak_rss([sys.executable, "-c", "import fastllm, fastllm.tokenize"])
+        idle = child_usage.run([sys.executable, "-c", "import fastllm, fastllm.tokenize"])
 
-        def run() -> tuple[int, float]:
-            return _peak_rss([*command, "--no-resume"])
+        def run() -> child_usage.Usage:
+            return child_usage.run([*command, "--no-resume"])
 
-        peak, seconds = benchmark.pedantic(run, rounds=1, iterations=1)
+        used = benchmark.pedantic(run, rounds=1, iterations=1)
+        peak, seconds = used.peak_rss, used.wall
         meta = json.loads(Path(f"{out}.json").read_text())
         benchmark.group = "corpus: memory, 1 GB input"
         benchmark.extra_info.update(
@@ -200,15 +236,16 @@ def test_peak_rss_on_1gb(benchmark):
             contender="fastllm",
             tokens=meta["token_count"],
             peak_rss_mb=peak / 2**20,
-            interpreter_rss_mb=idle / 2**20,
+            interpreter_rss_mb=idle.peak_rss / 2**20,
             mb_per_s=size / 1e6 / seconds,
             target_peak_rss_mb=300,
         )
         _RESULTS["peak_rss_mb_1gb"] = peak / 2**20
         print(
             f"\n1 GB input ({size / 1e9:.2f} GB, {meta['token_count']:,} tokens): peak RSS "
-            f"{peak / 2**20:.0f} MB (python + fastllm alone: {idle / 2**20:.0f} MB; target "
-            f"<= 300 MB), {size / 1e6 / seconds:.0f} MB/s end to end (process start included)"
+            f"{peak / 2**20:.0f} MB (python + fastllm alone: {idle.peak_rss / 2**20:.0f} MB; "
+            f"target <= 300 MB), {size / 1e6 / seconds:.0f} MB/s end to end (process start "
+            "included)"
         )
         assert meta["input_bytes"] == size
     finally:

@@ -4,6 +4,8 @@ row groups, nulls and empty strings, string kinds, resume, and every bad input."
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +31,12 @@ def small_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _docs() -> list[str | None]:
     """Paragraphs of prose and code, with nulls, empty strings and non-Latin text among them."""
+    return list(_made_docs())
+
+
+@functools.lru_cache(maxsize=1)
+def _made_docs() -> tuple[str | None, ...]:
+    # Made once: the samples take seconds on a busy machine.
     paragraphs = [p for p in samples.english_prose(100_000).split("\n\n") if p]
     code = samples.python_source(40_000).split("\n\n")
     foreign = samples.non_latin_text(20_000).split("\n")
@@ -40,7 +48,7 @@ def _docs() -> list[str | None]:
         if i % 41 == 0:
             docs.append("")
     docs += ["<|endoftext|> as text", " leading space", "\ufeffbom", None]
-    return docs
+    return tuple(docs)
 
 
 def _reference(docs: list[str | None]) -> tuple[list[int], list[int]]:
@@ -110,8 +118,9 @@ def test_field_picks_the_column_and_mixes_with_text(tmp_path: Path) -> None:
 
 
 def test_resume_inside_a_parquet_file(tmp_path: Path) -> None:
-    docs = _docs()
-    src = _write(tmp_path / "r.parquet", docs)
+    copies = 40  # ~6 MB: the run is stopped at its first progress call, long before its end
+    docs = _docs() * copies
+    src = _write(tmp_path / "r.parquet", docs, row_group_size=1000)
     out = tmp_path / "r.bin"
     calls = []
 
@@ -123,9 +132,20 @@ def test_resume_inside_a_parquet_file(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         tokenize_files(src, out, num_threads=1, checkpoint_interval=0.0, progress=stop)
     assert not out.exists()
+    journal = json.loads(Path(f"{out}.partial.json").read_text(encoding="utf-8"))
+    rows = journal["position"]["offset"]  # Parquet positions count rows
+    assert journal["position"]["file"] == 0 and 0 < rows < len(docs)
     stats = tokenize_files(src, out)
     assert stats.resumed
-    assert np.fromfile(out, np.uint16).tolist() == _reference(docs)[0]
+    want = _reference(docs[: len(docs) // copies])[0] * copies
+    assert np.fromfile(out, np.uint16).tolist() == want
+    # The figures of the resumed part: its text (the rows done), and the file's bytes in
+    # proportion to the rows, as the progress bar counts them; not the row count itself.
+    done_text = sum(len((d or "").encode()) for d in docs[:rows])
+    assert stats.resumed_text_bytes == journal["counts"]["text_bytes"] == done_text
+    size = src.stat().st_size
+    assert stats.resumed_bytes == size * rows // len(docs) != rows
+    assert f"resumed after {tk._size(done_text)} of text done earlier" in stats.summary()
 
 
 def test_missing_column_lists_the_columns(tmp_path: Path) -> None:

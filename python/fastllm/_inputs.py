@@ -91,9 +91,15 @@ def _is_binary(path: str) -> bool:
     """A NUL byte in the first block, as git decides (gzip, zstd and Parquet files excepted)."""
     if path.lower().endswith(_COMPRESSED_SUFFIXES + _PARQUET_SUFFIXES):
         return False
+    # os.open/os.read: half the CPU time of open() with its buffer (4 vs 8.5 us a file, of
+    # ~250 us encoding an average standard-library file). Only regular files get here, so
+    # opening never waits (a FIFO would).
     try:
-        with open(path, "rb") as f:
-            head = f.read(_SNIFF_BYTES)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            head = os.read(fd, _SNIFF_BYTES)
+        finally:
+            os.close(fd)
     except OSError:
         return False  # kept: reading it later reports the error
     return b"\0" in head and not head.startswith(_MAGICS)

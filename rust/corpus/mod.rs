@@ -730,13 +730,8 @@ fn drive<O: Output>(
         .take(position.file)
         .filter_map(|v| v.get("bytes").and_then(Value::as_u64))
         .sum();
-    let resumed_bytes = raw_before
-        + position.offset.min(
-            described
-                .get(position.file)
-                .and_then(|v| v.get("bytes").and_then(Value::as_u64))
-                .unwrap_or(0),
-        );
+    // Parquet positions count rows: the reader's own figure, not the offset.
+    let resumed_bytes = source::raw_done_at(inputs, &identities, &position);
     let resumed_text_bytes = counts.text_bytes;
     let mut head = identity.clone();
     if let Value::Object(map) = &mut head {
@@ -751,7 +746,7 @@ fn drive<O: Output>(
         tally: Tally {
             counts,
             position,
-            raw_done: raw_before,
+            raw_done: resumed_bytes,
             total,
             progress,
         },

@@ -12,11 +12,22 @@
 //! - Row groups are streamed in order, in batches sized to ~`job_bytes` of text (from the column
 //!   chunk's uncompressed size); pages are read lazily from the file, so memory is a few jobs plus
 //!   one page whatever the row-group size.
-//! - A resumed run skips the rows done (`Position::offset` counts rows for Parquet).
-//! - Identity: device, inode, size, mtime and the sha256 of the first and last 16 KiB, taken when
-//!   the run is planned (and kept in the journal, so a same-size, same-mtime edit between a stop
-//!   and its resume is seen) and again when the file's read ends; a plain file is read to at most
-//!   its planned size plus one byte, so a file growing while read costs no more memory.
+//! - A resumed run skips the rows done (`Position::offset` counts rows for Parquet); its progress
+//!   and `resumed_bytes` count the file's bytes in proportion to the rows (`raw_done_at`), as the
+//!   reader does.
+//! - Measured (`benches/bench_parquet.py`, 220 MB of text in 54,308 rows, one 72 MB snappy row
+//!   group; load 12-25 on the 2 shared cores): 1.06x the same documents as JSONL per CPU second
+//!   (rounds 1.23, 1.05, 1.06), after the merge with arch 1.24x (1.31, 1.16; load 13-14;
+//!   `benches/results/parquet.json`); peak RSS 109 MB, 102 MB for a quarter of the shard (JSONL
+//!   65 MB). The target (>= 0.9x, <= 300 MB) holds without a change to the reader.
+//! - Identity: device, inode, size, mtime and the sha256 of the first and last 16 KiB, taken once,
+//!   when the run is planned (kept in the journal and the sidecar, so a same-size, same-mtime edit
+//!   between a stop and its resume is seen); when the file is opened and when its read ends only
+//!   device, inode, size and mtime are compared (a write moves the mtime). Hashing at all three
+//!   was 5.8% of the CPU samples of README command 1 (1,790 files of ~18 kB, each hashed whole
+//!   three times), once 2.0% (`perf`, 8 runs). The planned identities are taken on all cores. A
+//!   plain file is read to at most its planned size plus one byte, so a file growing while read
+//!   costs no more memory.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
@@ -108,30 +119,13 @@ fn read_span(file: &File, offset: u64, len: u64, out: &mut Vec<u8>) -> io::Resul
     Ok(())
 }
 
-/// The identity of the open `file` (a regular file; `path` names it in errors).
-fn identity_of(file: &File, path: &Path) -> Result<Identity> {
+/// The identity of the open `file` (a regular file; `path` names it in errors) but its hash:
+/// what the checks while a run reads the file compare (see the design notes).
+fn stat_of(file: &File, path: &Path) -> Result<Identity> {
     let meta = file.metadata().map_err(|e| io_error(path, &e))?;
     if !meta.file_type().is_file() {
         return Err(not_regular(path, &meta.file_type()));
     }
-    let size = meta.len();
-    let mut data = Vec::new();
-    let spans = if size <= 2 * HASH_SPAN {
-        [(0, size), (0, 0)]
-    } else {
-        [(0, HASH_SPAN), (size - HASH_SPAN, HASH_SPAN)]
-    };
-    for (offset, len) in spans {
-        read_span(file, offset, len, &mut data).map_err(|e| io_error(path, &e))?;
-    }
-    let mut hasher = Sha256::new();
-    hasher.update(size.to_le_bytes());
-    hasher.update(&data);
-    let head_tail_sha256 = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let mtime_ns = meta
         .modified()
         .ok()
@@ -147,10 +141,34 @@ fn identity_of(file: &File, path: &Path) -> Result<Identity> {
     Ok(Identity {
         dev,
         ino,
-        size,
+        size: meta.len(),
         mtime_ns,
-        head_tail_sha256,
+        head_tail_sha256: String::new(),
     })
+}
+
+/// The identity of the open `file`, with the sha256 of its first and last `HASH_SPAN` bytes.
+fn identity_of(file: &File, path: &Path) -> Result<Identity> {
+    let mut identity = stat_of(file, path)?;
+    let size = identity.size;
+    let mut data = Vec::new();
+    let spans = if size <= 2 * HASH_SPAN {
+        [(0, size), (0, 0)]
+    } else {
+        [(0, HASH_SPAN), (size - HASH_SPAN, HASH_SPAN)]
+    };
+    for (offset, len) in spans {
+        read_span(file, offset, len, &mut data).map_err(|e| io_error(path, &e))?;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(size.to_le_bytes());
+    hasher.update(&data);
+    identity.head_tail_sha256 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(identity)
 }
 
 /// Opens `path` for reading if it is a regular file (checked before opening, so a FIFO is never
@@ -163,17 +181,67 @@ fn open_regular(path: &Path) -> Result<File> {
     File::open(path).map_err(|e| io_error(path, &e))
 }
 
-/// The identity of each input, in order; an error for a missing or non-regular one.
+/// The identity of each input, in order (on all cores: a corpus of small files spends a few
+/// percent of its run here); the first error in input order for a missing or non-regular one.
 pub fn identify(inputs: &[Input]) -> Result<Vec<Identity>> {
-    inputs
-        .iter()
-        .map(|input| identity_of(&open_regular(&input.path)?, &input.path))
-        .collect()
+    crate::parallel::map(inputs, 0, |input| {
+        identity_of(&open_regular(&input.path)?, &input.path)
+    })
+    .into_iter()
+    .collect()
+}
+
+/// Input bytes done before `position`: the sizes of the files before it plus, inside a file, the
+/// share the reader's progress counts there (see [`Reader::read_parquet`] and `open`): the offset
+/// for text and JSONL (capped at the file's size: a compressed file's offset counts decompressed
+/// bytes) and, for Parquet, where the offset counts rows, the file's size in proportion to the
+/// rows done. A resumed run starts its progress from this and reports it as done earlier.
+pub fn raw_done_at(inputs: &[Input], identities: &[Identity], position: &Position) -> u64 {
+    let before: u64 = identities.iter().take(position.file).map(|i| i.size).sum();
+    let (Some(input), Some(planned)) = (inputs.get(position.file), identities.get(position.file))
+    else {
+        return before;
+    };
+    let inside = match input.format {
+        Format::Parquet if position.offset > 0 => {
+            // An unreadable footer counts nothing here: reading the file reports it.
+            let total_rows = open_regular(&input.path)
+                .ok()
+                .and_then(|file| {
+                    parquet::file::metadata::ParquetMetaDataReader::new()
+                        .parse_and_finish(&file)
+                        .ok()
+                })
+                .map_or(0, |m| {
+                    u64::try_from(m.file_metadata().num_rows()).unwrap_or(0)
+                });
+            row_share(planned.size, position.offset.min(total_rows), total_rows)
+        }
+        Format::Parquet => 0,
+        _ => position.offset.min(planned.size),
+    };
+    before + inside
+}
+
+/// The bytes of a Parquet file of `size` bytes counted done after `rows` of its `total_rows`.
+fn row_share(size: u64, rows: u64, total_rows: u64) -> u64 {
+    if total_rows == 0 {
+        size
+    } else {
+        (u128::from(size) * u128::from(rows) / u128::from(total_rows)) as u64
+    }
+}
+
+/// Whether `now` is the identity `planned` (the hashes compared only when `now` has one).
+fn same_identity(planned: &Identity, now: &Identity) -> bool {
+    (planned.dev, planned.ino, planned.size, planned.mtime_ns)
+        == (now.dev, now.ino, now.size, now.mtime_ns)
+        && (now.head_tail_sha256.is_empty() || now.head_tail_sha256 == planned.head_tail_sha256)
 }
 
 /// The error when `now` (at `when`) differs from `planned`.
 fn check_identity(path: &Path, planned: &Identity, now: &Identity, when: &str) -> Result<()> {
-    if planned == now {
+    if same_identity(planned, now) {
         return Ok(());
     }
     let what = if planned.dev != now.dev || planned.ino != now.ino {
@@ -325,6 +393,24 @@ pub struct Segment {
     pub rows: Vec<usize>,
 }
 
+impl Segment {
+    /// The rows of file `file` from `start` to the end of `job`'s data, ending at `rows` (from
+    /// `start`); `rows_done` counts the file's rows up to the last of them.
+    fn parquet(file: usize, start: usize, job: &Job, rows_done: u64, rows: Vec<usize>) -> Self {
+        Segment {
+            file,
+            start,
+            end: job.data.len(),
+            format: Format::Parquet,
+            offset: rows_done - rows.len() as u64,
+            line: 0,
+            starts_doc: true,
+            ends_doc: true,
+            rows,
+        }
+    }
+}
+
 /// Input for one encoder thread: bytes of one or more files.
 pub struct Job {
     pub data: Vec<u8>,
@@ -383,9 +469,15 @@ pub fn read_jobs(
             )));
             return;
         };
+        let part = Part {
+            input,
+            planned,
+            index,
+            resume,
+        };
         let result = match input.format {
-            Format::Parquet => reader.read_parquet(input, planned, index, &resume, &mut job, emit),
-            _ => reader.read_file(input, planned, index, &resume, &mut job, emit),
+            Format::Parquet => reader.read_parquet(&part, &mut job, emit),
+            _ => reader.read_file(&part, &mut job, emit),
         };
         match result {
             Ok(true) => {}
@@ -409,6 +501,34 @@ pub fn read_jobs(
     job.raw_done = reader.counter.load(Ordering::Relaxed);
     if !job.segments.is_empty() {
         emit(Item::Job(job));
+    }
+}
+
+/// One input as the reader takes it.
+struct Part<'i> {
+    input: &'i Input,
+    /// Its identity when the run was planned.
+    planned: &'i Identity,
+    /// Its place among the inputs.
+    index: usize,
+    /// Where its reading starts.
+    resume: Position,
+}
+
+impl Part<'_> {
+    /// Opens the file, checked to be the one planned; with a second handle on it for the check
+    /// once its read ends.
+    fn open(&self) -> Result<(File, File)> {
+        let path = self.input.path.as_path();
+        let file = open_regular(path)?;
+        check_identity(
+            path,
+            self.planned,
+            &stat_of(&file, path)?,
+            "since the run started",
+        )?;
+        let probe = file.try_clone().map_err(|e| io_error(path, &e))?;
+        Ok((file, probe))
     }
 }
 
@@ -459,29 +579,34 @@ impl Reader<'_> {
         emit(Item::Job(full))
     }
 
-    /// Reads one file into jobs; false when `emit` asked to stop.
-    #[allow(clippy::too_many_arguments)]
+    /// Ends the file `index`: reading goes on at the next one; a full job is sent (false when
+    /// `emit` asked to stop).
+    fn file_done(&self, job: &mut Job, index: usize, emit: &mut dyn FnMut(Item) -> bool) -> bool {
+        // `job.end` is always where reading goes on after the job's last segment.
+        job.end = Position {
+            file: index + 1,
+            ..Position::default()
+        };
+        if job.data.len() >= self.job_bytes {
+            let next = job.end.clone();
+            return self.send(job, &[], next, emit);
+        }
+        true
+    }
+
+    /// Reads one text or JSONL file into jobs; false when `emit` asked to stop.
     fn read_file(
         &mut self,
-        input: &Input,
-        planned: &Identity,
-        index: usize,
-        resume: &Position,
+        part: &Part<'_>,
         job: &mut Job,
         emit: &mut dyn FnMut(Item) -> bool,
     ) -> Result<bool> {
         /// How much more to read when a full job has no cut yet.
         const GROW: usize = 256 << 10;
+        let (input, planned, index, resume) = (part.input, part.planned, part.index, &part.resume);
         let path = input.path.as_path();
         let text = input.format == Format::Text;
-        let file = open_regular(path)?;
-        check_identity(
-            path,
-            planned,
-            &identity_of(&file, path)?,
-            "since the run started",
-        )?;
-        let probe = file.try_clone().map_err(|e| io_error(path, &e))?;
+        let (file, probe) = part.open()?;
         let raw_start = self.counter.load(Ordering::Relaxed);
         // One byte more than planned: enough to see that the file grew, never more memory.
         let (mut reader, compression) = open(
@@ -491,8 +616,11 @@ impl Reader<'_> {
         )?;
         let end_check = |counter: &AtomicU64| -> Result<()> {
             let read = counter.load(Ordering::Relaxed) - raw_start;
-            let mut now = identity_of(&probe, path)?;
-            if compression == Compression::None && read != planned.size && now == *planned {
+            let mut now = stat_of(&probe, path)?;
+            if compression == Compression::None
+                && read != planned.size
+                && same_identity(planned, &now)
+            {
                 now.size = read; // grew and shrank back, or was read short
             }
             check_identity(path, planned, &now, "while it was read")
@@ -527,16 +655,7 @@ impl Reader<'_> {
                         rows: Vec::new(),
                     });
                 }
-                // `job.end` is always where reading goes on after the job's last segment.
-                job.end = Position {
-                    file: index + 1,
-                    ..Position::default()
-                };
-                if job.data.len() >= self.job_bytes {
-                    let next = job.end.clone();
-                    return Ok(self.send(job, &[], next, emit));
-                }
-                return Ok(true);
+                return Ok(self.file_done(job, index, emit));
             }
             // The job is full: cut the current segment at its last boundary.
             let segment = job.data.get(seg_start..).unwrap_or_default();
@@ -606,25 +725,15 @@ impl Reader<'_> {
 
     /// Reads the string column `self.field` of a Parquet file, one row a document (a null is an
     /// empty document), into jobs; false when `emit` asked to stop.
-    #[allow(clippy::too_many_arguments)]
     fn read_parquet(
         &mut self,
-        input: &Input,
-        planned: &Identity,
-        index: usize,
-        resume: &Position,
+        part: &Part<'_>,
         job: &mut Job,
         emit: &mut dyn FnMut(Item) -> bool,
     ) -> Result<bool> {
+        let (input, planned, index, resume) = (part.input, part.planned, part.index, &part.resume);
         let path = input.path.as_path();
-        let file = open_regular(path)?;
-        check_identity(
-            path,
-            planned,
-            &identity_of(&file, path)?,
-            "since the run started",
-        )?;
-        let probe = file.try_clone().map_err(|e| io_error(path, &e))?;
+        let (file, probe) = part.open()?;
         let bad = |e: parquet::errors::ParquetError| Error::Io {
             path: path.display().to_string(),
             reason: format!("not a readable Parquet file ({e})"),
@@ -690,12 +799,10 @@ impl Reader<'_> {
         let raw_base = self.counter.load(Ordering::Relaxed);
         let mut rows_done = resume.offset.min(total_rows);
         let account = |counter: &AtomicU64, rows_done: u64| {
-            let share = if total_rows == 0 {
-                planned.size
-            } else {
-                (u128::from(planned.size) * u128::from(rows_done) / u128::from(total_rows)) as u64
-            };
-            counter.store(raw_base + share, Ordering::Relaxed);
+            counter.store(
+                raw_base + row_share(planned.size, rows_done, total_rows),
+                Ordering::Relaxed,
+            );
         };
         account(&self.counter, rows_done);
         let mut seg_start = job.data.len();
@@ -712,17 +819,9 @@ impl Reader<'_> {
             push_strings(array.as_ref(), &mut job.data, &mut ends, seg_start, path)?;
             rows_done += n as u64;
             if job.data.len() >= self.job_bytes {
-                job.segments.push(Segment {
-                    file: index,
-                    start: seg_start,
-                    end: job.data.len(),
-                    format: Format::Parquet,
-                    offset: rows_done - ends.len() as u64,
-                    line: 0,
-                    starts_doc: true,
-                    ends_doc: true,
-                    rows: std::mem::take(&mut ends),
-                });
+                let rows = std::mem::take(&mut ends);
+                job.segments
+                    .push(Segment::parquet(index, seg_start, job, rows_done, rows));
                 account(&self.counter, rows_done);
                 let next = Position {
                     file: index,
@@ -736,35 +835,13 @@ impl Reader<'_> {
                 seg_start = 0;
             }
         }
-        check_identity(
-            path,
-            planned,
-            &identity_of(&probe, path)?,
-            "while it was read",
-        )?;
+        check_identity(path, planned, &stat_of(&probe, path)?, "while it was read")?;
         if !ends.is_empty() {
-            job.segments.push(Segment {
-                file: index,
-                start: seg_start,
-                end: job.data.len(),
-                format: Format::Parquet,
-                offset: rows_done - ends.len() as u64,
-                line: 0,
-                starts_doc: true,
-                ends_doc: true,
-                rows: ends,
-            });
+            job.segments
+                .push(Segment::parquet(index, seg_start, job, rows_done, ends));
         }
         account(&self.counter, total_rows);
-        job.end = Position {
-            file: index + 1,
-            ..Position::default()
-        };
-        if job.data.len() >= self.job_bytes {
-            let next = job.end.clone();
-            return Ok(self.send(job, &[], next, emit));
-        }
-        Ok(true)
+        Ok(self.file_done(job, index, emit))
     }
 }
 
