@@ -31,6 +31,9 @@
 
 //! - Long pieces are first cut between two bytes that no token contains side by side (exact: no
 //!   merge can cross such a cut), so runs of bytes that never merge cost only their tokens.
+//!   Chunks of at least `backtrack::BACKTRACK_MIN` bytes that remain (16 MB of `'a'`, `'hello'`
+//!   repeated) go to `backtrack`: the same tokens, found left to right with memory for the
+//!   tokens only (see its notes).
 //! - `MergeTable::new` is linear in the vocabulary's size: tokens over 128 bytes find their
 //!   splits by rolling hashes (a 1 MB token took 77 s with a hash of every prefix and suffix).
 
@@ -41,6 +44,8 @@ use std::hash::{Hash, Hasher};
 use rustc_hash::FxHashMap;
 
 use crate::vocab::{Rank, Ranks};
+
+mod backtrack;
 
 const NO_RANK: Rank = Rank::MAX;
 
@@ -322,7 +327,7 @@ pub fn encode_piece(
     } else if piece.len() < HEAP_THRESHOLD {
         merge_linear(piece, table, out);
     } else {
-        return merge_long(piece, table, out);
+        return merge_long(piece, ranks, table, out);
     }
     Ok(())
 }
@@ -330,7 +335,12 @@ pub fn encode_piece(
 /// A long piece: cut wherever no token contains the two bytes on either side (see
 /// `MergeTable::crossable`), so a run of bytes that never merge (64 MiB of NUL bytes) costs no
 /// per-byte state beyond its tokens, and the rest goes to the bucket merge in chunks.
-fn merge_long(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) -> Result<(), usize> {
+fn merge_long(
+    piece: &[u8],
+    ranks: &Ranks,
+    table: &MergeTable,
+    out: &mut Vec<Rank>,
+) -> Result<(), usize> {
     let mut start = 0;
     for i in 1..=piece.len() {
         let cut = i == piece.len() || !table.crossable(piece[i - 1], piece[i]);
@@ -342,7 +352,11 @@ fn merge_long(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) -> Result<(
             1 => out.push(table.byte_ids[usize::from(chunk[0])]),
             n if n < STACK_PARTS => merge_short(chunk, table, out),
             n if n < HEAP_THRESHOLD => merge_linear(chunk, table, out),
-            _ => merge_heap(chunk, table, out)?,
+            n if n < backtrack::BACKTRACK_MIN => merge_heap(chunk, table, out)?,
+            _ => match backtrack::Prefixes::new(ranks, chunk) {
+                Some(prefixes) => backtrack::encode(chunk, table, &prefixes, out)?,
+                None => merge_heap(chunk, table, out)?,
+            },
         }
         start = i;
     }

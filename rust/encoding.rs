@@ -69,6 +69,10 @@ impl Decoder {
                 return Err(Error::InvalidToken(token));
             }
             let (start, len) = (start as usize, len as usize);
+            // Fallible growth (`MemoryError`, not an abort); the pushes below then never grow.
+            out.try_reserve(len.max(Self::PAD)).map_err(|_| {
+                Error::OutOfMemory(format!("cannot grow the decoded bytes past {}", out.len()))
+            })?;
             let block: Option<&[u8; Self::PAD]> = self
                 .bytes
                 .get(start..start + Self::PAD)
@@ -255,6 +259,15 @@ impl CoreBpe {
         memo: &mut bpe::PieceMemo,
         out: &mut Vec<Rank>,
     ) -> Result<()> {
+        // A piece gives at most one token per byte: with room for that, no push below grows
+        // `out`, and growth here is fallible (`MemoryError`, not an abort).
+        out.try_reserve(piece.len()).map_err(|_| {
+            Error::OutOfMemory(format!(
+                "cannot grow the tokens past {} for a piece of {} bytes",
+                out.len(),
+                piece.len()
+            ))
+        })?;
         memo.encode_piece(piece, &self.ranks, &self.merges, out)
             .map_err(|at| {
                 if at == bpe::OUT_OF_MEMORY {
@@ -341,8 +354,16 @@ impl CoreBpe {
         }
         let mut memo = bpe::PieceMemo::default();
         let mut start = 0;
-        while let Some((s, e, index)) = self.find_special(text, start, allowed) {
+        // One pass of the special-token automaton for the whole text (see `Finder`).
+        let mut finder = match &self.special_matcher {
+            Some(m) if !allowed.is_empty() => Some(m.finder(text, |i| allowed.contains(i))),
+            _ => None,
+        };
+        while let Some((s, e, index)) = finder.as_mut().and_then(|f| f.next_from(start)) {
             self.encode_segment(&text[start..s], &mut memo, out)?;
+            out.try_reserve(1).map_err(|_| {
+                Error::OutOfMemory(format!("cannot grow the tokens past {}", out.len()))
+            })?;
             out.push(self.special_ids[index]);
             start = e;
         }
@@ -380,8 +401,9 @@ impl CoreBpe {
     ) -> Result<(Vec<Rank>, Vec<i64>)> {
         let parts = self.encode_batch(texts, allowed, disallowed, threads)?;
         let total = parts.iter().map(Vec::len).sum();
-        let mut tokens = Vec::with_capacity(total);
-        let mut offsets = Vec::with_capacity(parts.len() + 1);
+        let (mut tokens, mut offsets) = (Vec::new(), Vec::new());
+        try_reserve(&mut tokens, total, "the tokens")?;
+        try_reserve(&mut offsets, parts.len() + 1, "the offsets")?;
         offsets.push(0);
         for part in parts {
             tokens.extend_from_slice(&part);
@@ -417,7 +439,12 @@ impl CoreBpe {
     }
 
     pub fn decode_bytes(&self, tokens: &[Rank]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(tokens.len() * 4 + Decoder::PAD);
+        let mut out = Vec::new();
+        try_reserve(
+            &mut out,
+            tokens.len() * 4 + Decoder::PAD,
+            "the decoded bytes",
+        )?;
         self.decoder.decode_into(tokens, &mut out)?;
         Ok(out)
     }

@@ -51,6 +51,11 @@ pub enum Error {
     },
     /// Writing a file failed (full disk, permissions, ...).
     Write { path: String, reason: String },
+    /// An output path that names a directory (the OS's EISDIR).
+    OutputIsDirectory(String),
+    /// An output path in a directory that does not exist (the OS's ENOENT): the output, and
+    /// the directory.
+    OutputDirMissing { path: String, dir: String },
     /// A long run was stopped on request (Ctrl-C, SIGTERM, an exception in a progress callback).
     Interrupted,
     /// A buffer sized by the input could not be allocated (`try_reserve` failed): Python's
@@ -110,6 +115,12 @@ impl fmt::Display for Error {
             ),
             Error::BadRecord { path, line, reason } => write!(f, "{path}, line {line}: {reason}"),
             Error::Write { path, reason } => write!(f, "cannot write {path}: {reason}"),
+            Error::OutputIsDirectory(_) | Error::OutputDirMissing { .. } => {
+                if let Some((_, reason, path)) = self.os_error() {
+                    write!(f, "{path}: {reason}")?;
+                }
+                Ok(())
+            }
             Error::Interrupted => f.write_str("interrupted"),
             Error::OutOfMemory(what) => write!(f, "out of memory: {what}"),
         }
@@ -117,6 +128,34 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The OS's numbers for the errors [`Error::os_error`] names (the same on Linux, macOS and
+/// Windows' C runtime).
+pub const ENOENT: i32 = 2;
+pub const EISDIR: i32 = 21;
+
+impl Error {
+    /// For an error the OS would report with an errno about one path: the errno, the reason
+    /// (without the path) and the path, so a binding can raise the OS error class it means.
+    pub fn os_error(&self) -> Option<(i32, String, &str)> {
+        match self {
+            Error::OutputIsDirectory(path) => Some((
+                EISDIR,
+                "the output is a directory; name a file".into(),
+                path.as_str(),
+            )),
+            Error::OutputDirMissing { path, dir } => Some((
+                ENOENT,
+                format!(
+                    "the output directory {} does not exist; create it first",
+                    py_repr(dir)
+                ),
+                path.as_str(),
+            )),
+            _ => None,
+        }
+    }
+}
 
 /// Python's `repr` of a string, for error messages that must read like tiktoken's.
 pub fn py_repr(s: &str) -> String {

@@ -127,6 +127,17 @@ fn block_bytes(total: usize, threads: usize) -> usize {
     (total / (threads * BLOCKS_PER_CORE)).clamp(MIN_BLOCK, most)
 }
 
+/// Room for `extra` more items in `v` (amortised growth), or `MemoryError`.
+fn try_grow<T>(v: &mut Vec<T>, extra: usize, what: &str) -> Result<()> {
+    v.try_reserve(extra).map_err(|_| {
+        Error::OutOfMemory(format!(
+            "cannot allocate {} more x {} bytes for {what}",
+            extra,
+            std::mem::size_of::<T>()
+        ))
+    })
+}
+
 fn encode_block(
     encode_doc: &(impl Fn(&str, &mut Vec<Rank>) -> Result<()> + Sync),
     docs: &dyn Docs,
@@ -137,12 +148,17 @@ fn encode_block(
     tokens.clear();
     lens.clear();
     let bytes: usize = rows.clone().map(|i| docs.byte_len(i)).sum();
-    tokens.reserve(bytes / 3 + rows.len());
-    lens.reserve(rows.len());
+    // Growth is fallible throughout (allocation failure is `MemoryError`, never an abort); the
+    // encoder grows `tokens` fallibly as it goes.
+    try_grow(&mut tokens, bytes / 3 + rows.len(), "a block's tokens")?;
+    try_grow(&mut lens, rows.len(), "a block's documents")?;
     for i in rows {
         let before = tokens.len();
         encode_doc(docs.text(i)?, &mut tokens)?;
-        tokens.extend(eot);
+        if let Some(eot) = eot {
+            try_grow(&mut tokens, 1, "a block's tokens")?;
+            tokens.push(eot);
+        }
         lens.push(tokens.len() - before);
     }
     Ok((tokens, lens))
@@ -185,13 +201,15 @@ pub fn encode_flat(
         .try_reserve_exact(total_docs + 1)
         .map_err(|e| Error::InvalidArgument(format!("{total_docs} documents: {e}")))?;
     out.offsets.push(0);
-    let mut append = |(tokens, lens): &Encoded| {
+    let mut append = |(tokens, lens): &Encoded| -> Result<()> {
         let mut end = out.tokens.len();
+        try_grow(&mut out.tokens, tokens.len(), "the tokens")?;
         out.tokens.extend_from_slice(tokens);
         for &len in lens {
             end += len;
             out.offsets.push(end as i64);
         }
+        Ok(())
     };
     let encode = |b: &Block, spare: Encoded| match parts.get(b.part) {
         Some(docs) => encode_block(&encode_doc, *docs, b.rows.clone(), eot, spare),
@@ -203,7 +221,7 @@ pub fn encode_flat(
         let mut spare = Encoded::default();
         for block in &blocks {
             spare = encode(block, spare)?;
-            append(&spare);
+            append(&spare)?;
         }
     } else {
         run_ordered(&blocks, threads, window, encode, append)?;
@@ -229,7 +247,7 @@ fn run_ordered(
     threads: usize,
     window: usize,
     encode: impl Fn(&Block, Encoded) -> Result<Encoded> + Sync,
-    mut append: impl FnMut(&Encoded),
+    mut append: impl FnMut(&Encoded) -> Result<()>,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -278,7 +296,10 @@ fn run_ordered(
             };
             match encoded {
                 Ok(encoded) => {
-                    append(&encoded);
+                    if let Err(e) = append(&encoded) {
+                        result = Err(e);
+                        break;
+                    }
                     let mut state = lock();
                     state.next_to_append = i + 1;
                     state.spare.push(encoded);

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ import tiktoken.load
 import fastllm
 from fastllm import Encoding, SimpleTokenizer
 from fastllm.data import TokenFileDataset
+from reference import reference_encoding
 
 PRELUDE = """
 import resource, sys
@@ -174,6 +176,77 @@ def test_long_piece_of_bytes_that_never_merge_costs_only_its_tokens():
     )
     grown_mb = float(out)
     assert grown_mb <= 4.5 * 64 + 16, grown_mb
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("gpt2", '"a" * (16 << 20)'),
+        ("cl100k_base", '"hello" * (3 << 20)'),
+        ("cl100k_base", '" " * (16 << 20)'),
+    ],
+)
+def test_long_piece_whose_bytes_all_merge_costs_only_its_tokens(name, text):
+    """One long piece whose bytes all merge (no cut where nothing merges): 16.5-17.6 bytes per
+    input byte before (a merge state per byte); now 4 bytes per token plus a few MB
+    (``crate::bpe::backtrack``), inside the stated bound."""
+    out = run_isolated(
+        f"""
+        import fastllm
+        enc = fastllm.get_encoding({name!r})
+        enc.encode("hi")
+        text = {text}
+        base = peak_mb()
+        tokens = enc.encode_to_numpy(text)
+        grown = peak_mb() - base
+        assert enc.decode_bytes(tokens.tolist()) == text.encode()
+        print(grown, len(tokens))
+        """
+    )
+    grown_mb, count = out.split()
+    assert float(grown_mb) <= 4.5 * int(count) / 2**20 + 16, (grown_mb, count)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base", "o200k_base"])
+def test_long_pieces_that_all_merge_match_tiktoken(name):
+    """Pieces past the long-piece threshold (256 KiB), encoded by the search of
+    ``crate::bpe::backtrack``: the same tokens as tiktoken."""
+    ours, theirs = fastllm.get_encoding(name), reference_encoding(name)
+    rng = random.Random(14)
+    texts = [unit * (300_000 // len(unit)) for unit in ["a", " ", "hello", "ab", "\0", "的", "=-"]]
+    for alpha in ["ab", "ehlo", "aa b"]:
+        texts.append("".join(rng.choice(alpha) for _ in range(300_000)))
+    for text in texts:
+        assert ours.encode_ordinary(text) == theirs.encode_ordinary(text), text[:20]
+
+
+def test_growth_past_the_first_reservation_is_a_memory_error():
+    """``encode`` reserves a token per 4 bytes and grows from there: 64 MiB of NUL bytes (a
+    token per byte) must grow to 256 MB, which the cap forbids. That growth is fallible now
+    (it aborted the process); so is the flat batch path's."""
+    out = run_isolated(
+        """
+        import fastllm
+        enc = fastllm.get_encoding("gpt2")
+        enc.encode("hi")
+        text = "\\0" * (64 << 20)
+        cap(200)
+        for call in (
+            lambda: enc.encode(text),
+            lambda: enc.encode_ordinary_batch_to_numpy([text, "hi"]),
+        ):
+            try:
+                call()
+                print("encoded")
+            except MemoryError:
+                print("MemoryError")
+        print(enc.encode("still works"))
+        """,
+        timeout=300,
+    )
+    lines = out.split("\n")
+    assert lines[:2] == ["MemoryError", "MemoryError"], out
+    assert lines[2] == str(fastllm.get_encoding("gpt2").encode("still works"))
 
 
 def test_encode_to_numpy_under_a_memory_cap_does_not_abort():
@@ -358,3 +431,31 @@ def test_overlapping_specials_match_tiktoken_where_it_is_deterministic():
             text = "".join(rng.choice("<|ab> ") for _ in range(rng.randint(0, 20)))
             expected = theirs.encode(text, allowed_special="all")
             assert ours.encode(text, allowed_special="all") == expected, (specials, text)
+
+
+def test_long_repetitive_special_with_a_short_one_inside_is_linear():
+    """A 100 KB special-token name ``"ab" * 50_000`` with ``"ab"`` also special: every search
+    after an ``"ab"`` read the matches up to the long name's length again (quadratic: 250 k
+    searches of 100 KB for this 500 KB text). One pass of the automaton now serves all."""
+    out = run_isolated(
+        """
+        import fastllm
+        long = "ab" * 50_000
+        specials = {long: 300, "ab": 301}
+        enc = fastllm.Encoding(
+            "o", pat_str="r50k", mergeable_ranks={bytes([b]): b for b in range(256)},
+            special_tokens=specials,
+        )
+        text = ("ab" * 49_999 + "x") * 5 + long
+        tokens = enc.encode(text, allowed_special="all")
+        assert tokens == ([301] * 49_999 + [120]) * 5 + [300]
+        only_short = enc.encode(text, allowed_special={"ab"}, disallowed_special=())
+        assert only_short == ([301] * 49_999 + [120]) * 5 + [301] * 50_000
+        import pytest
+        with pytest.raises(ValueError, match="disallowed special token"):
+            enc.encode(text, allowed_special={"ab"})
+        print("ok")
+        """,
+        timeout=120,
+    )
+    assert out.strip() == "ok"

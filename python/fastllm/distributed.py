@@ -4,25 +4,28 @@
 files line by line), encodes them in a pool of Ray actors that each load one encoding once and
 encode Arrow batches with :meth:`fastllm.Encoding.encode_ordinary_arrow` (zero-copy, flat
 tokens and offsets out), and streams the results back **in input order**
-(``preserve_order``) to the driver, which alone writes the token file, its index and sidecar:
-the same files, byte for byte, as :func:`fastllm.tokenize_files` writes for the same inputs,
+(``preserve_order``) to the driver, which alone writes the shards and their manifest with
+the local run's own writer (the Rust :class:`fastllm.tokenfile.ShardWriter`): the same files,
+byte for byte, as ``fastllm.tokenize_files(..., shard_tokens=...)`` writes for the same inputs,
 whatever the number of nodes, actors or blocks and whichever task ran where.
 
 - The inputs are found by THE walker (:mod:`fastllm._inputs`) on the driver and must lie on a
   path every node can read (a shared directory); each node checks that before the run.
 - Only the driver writes the output, so the output path needs to exist on the driver only.
 - A worker killed mid-run: Ray restarts its actor and retries its batches; the output is the
-  same. The driver killed mid-run: rerun the same call; the files completed at the last
-  checkpoint are kept (each checkpointed segment of the partial output carries its sha256 in
-  the journal ``OUT.partial.json`` and is verified before it is reused) and the run goes on
-  with the next file. Nothing is renamed to ``OUT`` before the whole run is done.
+  same. The driver killed mid-run: rerun the same call; it goes on after the last checkpoint
+  (taken at input-file boundaries: the writer's complete shards, each verified against its
+  sha256 before it is kept, and the partial shard truncated to its checkpointed length) and
+  says why when it cannot. A shard appears under its final name only when complete; the
+  manifest is written last.
 
 ``pip install 'fastllm[ray]'`` installs Ray (``ray[data]``); every node needs fastllm too.
 
 Design notes (measured on the 2-core development machine, see README "Past one machine"):
 results are ordered and written by the driver, one table per encoded batch (tokens already in
 the output dtype, document starts, per-file counts), so the driver touches each token once
-(a write and a sha256) and holds at most the blocks Ray Data prefetches.
+(``ShardWriter.write_bytes``: a range check and a buffered write) and holds at most the blocks
+Ray Data prefetches.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from __future__ import annotations
 import codecs
 import errno
 import gzip
-import hashlib
 import importlib
 import io
 import json
@@ -45,16 +47,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Union
 
-from fastllm._inputs import FORMATS, PathLike, format_of, resolve
-from fastllm.tokenfile import TokenizeStats, _corpus_encoder, _own_files, _size
+from fastllm._inputs import PathLike, check_format, input_format, resolve
+from fastllm.tokenfile import TokenizeStats, _corpus_encoder, _own_files, _size, manifest_path
 
-__all__ = ["DistributedStats", "RayProgress", "progress_drawer", "tokenize"]
+__all__ = ["DEFAULT_SHARD_TOKENS", "DistributedStats", "RayProgress", "progress_drawer", "tokenize"]
 
 Inputs = Union[PathLike, Iterable[PathLike]]
 
-_FORMATS = (*FORMATS, "parquet")
+#: Tokens per shard of a Ray run unless told otherwise (llm.c's FineWeb shards: 100 M tokens).
+DEFAULT_SHARD_TOKENS = 100_000_000
 _JOURNAL_KIND = "fastllm-distributed-journal"
-_SIDECAR_KIND = "fastllm-token-file"
+#: Input bytes of text and JSONL files per encoder call.
+_FILE_BATCH_BYTES = 8 << 20
+_MANIFEST_KIND = "fastllm-token-shards"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
 #: Rust's ``u8::is_ascii_whitespace`` (no vertical tab, unlike ``bytes.isspace``).
@@ -72,15 +77,6 @@ def _ray() -> Any:
             "(or pip install 'ray[data]')"
         ) from e
     return ray
-
-
-def _format(path: str, format: str) -> str:
-    if format != "auto":
-        return format
-    name = path.lower()
-    if name.endswith(".parquet"):
-        return "parquet"
-    return format_of(path)
 
 
 # ---- the actors' side ----
@@ -250,7 +246,7 @@ class _Encoder:
         for path, data in zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist()):
             raw = _decompress(data)
             before = _REPLACE.count
-            fmt = _format(path, self.fmt)
+            fmt = input_format(path, self.fmt)
             docs = (
                 _jsonl_texts(raw, self.field, self.errors, path)
                 if fmt == "jsonl"
@@ -277,6 +273,8 @@ class _Encoder:
                 "starts": pa.array([memoryview(starts).cast("B")], type=pa.large_binary()),
                 "files": pa.array([json.dumps(files)]),
                 "worker": pa.array([f"{self.node} {self.pid}"]),
+                # This actor's CPU seconds so far (DistributedStats.actor_cpu_seconds).
+                "cpu": pa.array([time.process_time()]),
             }
         )
 
@@ -358,6 +356,9 @@ class DistributedStats(TokenizeStats):
     actors: int = 0
     #: Seconds from the call to the first encoded batch.
     startup_seconds: float = 0.0
+    #: CPU seconds of the encoder actors (their processes, from start-up to their last
+    #: batch; a restarted actor counts twice): the engine's cost without the machine's load.
+    actor_cpu_seconds: float = 0.0
 
     @property
     def steady_bytes_per_second(self) -> float:
@@ -377,21 +378,28 @@ class DistributedStats(TokenizeStats):
 
 
 def _describe_inputs(files: list[str], formats: list[str]) -> list[dict[str, Any]]:
-    described = []
-    for path, fmt in zip(files, formats):
-        st = os.stat(path)
-        described.append(
-            {"path": path, "format": fmt, "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
-        )
+    """Each input with its identity, as the local run's manifest lists it (the Rust owner)."""
+    from fastllm import _fastllm
+
+    described: list[dict[str, Any]] = json.loads(_fastllm.describe_inputs(files, formats))
     return described
 
 
-def _identity(encoding: Any, field: str, eot: bool, errors: str) -> dict[str, Any]:
+def _identity(
+    encoding: Any,
+    field: str,
+    eot: bool,
+    errors: str,
+    layout: str,
+    shard_tokens: int | None,
+    val_tokens: int | None,
+) -> dict[str, Any]:
+    """What the manifest records about the encoding and settings (as the local run writes it);
+    a rerun reuses work only when it is the same."""
     from fastllm.registry import get_encoding
 
     enc = get_encoding(encoding) if isinstance(encoding, str) else encoding
     core = _corpus_encoder(encoding)
-    dtype = "uint16" if enc.max_token_value < 1 << 16 else "uint32"
     return {
         "encoding": {
             "name": enc.name,
@@ -401,13 +409,13 @@ def _identity(encoding: Any, field: str, eot: bool, errors: str) -> dict[str, An
             "special_tokens": dict(enc._special_tokens),
         },
         "settings": {"field": field, "eot": bool(eot), "errors": errors},
-        "dtype": dtype,
+        "dtype": core.dtype,
+        "sharding": {"layout": layout, "shard_tokens": shard_tokens, "val_tokens": val_tokens},
     }
 
 
 def _dumps(value: Any) -> bytes:
-    """JSON as the Rust side writes it (serde_json pretty: sorted keys, 2 spaces)."""
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).encode()
+    return json.dumps(value, sort_keys=True, ensure_ascii=False).encode()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -420,243 +428,210 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+_INPUT_KEYS = ("path", "format", "bytes", "mtime_ns", "head_tail_sha256")
+
+
 def _same_input(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(a.get(k) == b.get(k) for k in ("path", "format", "bytes", "mtime_ns"))
+    return all(a.get(k) == b.get(k) for k in _INPUT_KEYS)
 
 
-class _Writer:
-    """The driver's output: ``OUT.partial`` + ``OUT.idx.partial``, checkpointed at file
-    boundaries into the journal, each checkpointed segment with its sha256; renamed on
-    :meth:`finish` (the sidecar last), as the local writer does."""
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
-    def __init__(self, out: Path, identity: dict[str, Any], inputs: list[dict[str, Any]]) -> None:
+
+def _up_to_date(
+    manifest: Path, identity: dict[str, Any], described: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The manifest of a complete earlier run of the same inputs and settings, else None."""
+    old = _read_json(manifest)
+    if old is None or old.get("kind") != _MANIFEST_KIND:
+        return None
+    if any(old.get(k) != v for k, v in identity.items()):
+        return None
+    inputs = old.get("inputs", [])
+    if len(inputs) != len(described) or not all(map(_same_input, inputs, described)):
+        return None
+    for shard in old.get("shards", []):
+        try:
+            if (manifest.parent / shard["file"]).stat().st_size != shard["bytes"]:
+                return None
+        except (OSError, KeyError, TypeError):
+            return None
+    return old
+
+
+class _Output:
+    """The driver's output: the Rust :class:`fastllm.tokenfile.ShardWriter` (the local run's
+    writer, so the shards and manifest are the local run's bytes), checkpointed at input-file
+    boundaries into the journal ``NAME.manifest.partial.json``: the writer's own checkpoint
+    (complete shards with their sha256, the partial shard's state) and the per-file counts.
+    A rerun goes on after the last checkpoint when the writer accepts it (every complete shard
+    still matches its sha256), else starts over and says why (:attr:`note`)."""
+
+    def __init__(
+        self,
+        out: Path,
+        encoding: Any,
+        identity: dict[str, Any],
+        inputs: list[dict[str, Any]],
+    ) -> None:
         self.out = out
-        self.bin = Path(os.fspath(out) + ".partial")
-        self.idx = Path(os.fspath(out) + ".idx.partial")
-        self.journal = Path(os.fspath(out) + ".partial.json")
+        self.encoding = encoding
         self.identity = identity
         self.inputs = inputs
+        self.manifest = manifest_path(out)
+        self.journal = self.manifest.with_name(
+            self.manifest.name[: -len(".json")] + ".partial.json"
+        )
         self.itemsize = 2 if identity["dtype"] == "uint16" else 4
-        eot = identity["settings"]["eot"]
-        self.eot_token: int | None = identity["encoding"]["special_tokens"].get(
-            "<|endoftext|>"
-        ) if eot else None
         self.files_done = 0
-        self.tokens = 0
-        self.documents = 0
+        self.text_bytes = 0
         self.replaced = 0
         self.per_file = [[0, 0, 0] for _ in inputs]
-        self.segments: list[dict[str, Any]] = []
-        self.bin_hash = hashlib.sha256()
-        self.idx_hash = hashlib.sha256()
-        self.mark = (0, 0)
         self.resumed_bytes = 0
+        self.resumed_text_bytes = 0
         self.note: str | None = None
-        self.bin_file: Any = None
-        self.idx_file: Any = None
+        self.writer: Any = None
+        self.shards_checkpointed = 0
 
-    # -- resume --
+    @property
+    def tokens(self) -> int:
+        return int(self.writer.tokens) if self.writer is not None else 0
+
+    @property
+    def documents(self) -> int:
+        return int(self.writer.documents) if self.writer is not None else 0
+
+    def _writer(self, resume: str | None) -> Any:
+        from fastllm import _fastllm
+
+        sharding = self.identity["sharding"]
+        settings = self.identity["settings"]
+        return _fastllm.ShardWriter(
+            _corpus_encoder(self.encoding),
+            os.fspath(self.out),
+            layout=sharding["layout"],
+            shard_tokens=sharding["shard_tokens"],
+            val_tokens=sharding["val_tokens"],
+            eot=settings["eot"],
+            field=settings["field"],
+            errors=settings["errors"],
+            resume=resume,
+        )
 
     def _load(self) -> dict[str, Any] | None:
-        try:
-            journal: dict[str, Any] = json.loads(self.journal.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not self.journal.exists():
             return None
-        except (OSError, ValueError):
-            self.note = f"{self.journal} is unreadable"
-            return None
-        if journal.get("kind") != _JOURNAL_KIND:
-            self.note = f"{self.journal} was not written by a distributed run"
+        journal = _read_json(self.journal)
+        if journal is None or journal.get("kind") != _JOURNAL_KIND:
+            self.note = f"{self.journal} is unreadable or not a distributed run's journal"
             return None
         if journal.get("identity") != self.identity:
             self.note = "the encoding or settings changed"
             return None
         done = int(journal.get("files_done", 0))
         old = journal.get("inputs", [])
-        if len(old) < done or not all(
-            _same_input(a, b) for a, b in zip(old[:done], self.inputs[:done])
+        if len(old) != done or done > len(self.inputs) or not all(
+            map(_same_input, old, self.inputs[:done])
         ):
             self.note = "inputs read by the earlier run changed"
             return None
         return journal
 
-    def _verify(self, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The leading segments whose bytes on disk match their checksums."""
-        good: list[dict[str, Any]] = []
-        try:
-            with open(self.bin, "rb") as b, open(self.idx, "rb") as i:
-                for seg in segments:
-                    bin_hash, idx_hash = hashlib.sha256(), hashlib.sha256()
-                    parts = ((b, bin_hash, seg["bin_bytes"]), (i, idx_hash, seg["idx_bytes"]))
-                    for f, h, n in parts:
-                        left = n
-                        while left:
-                            chunk = f.read(min(left, 1 << 24))
-                            if not chunk:
-                                return good
-                            h.update(chunk)
-                            left -= len(chunk)
-                    if bin_hash.hexdigest() != seg["bin_sha256"] or (
-                        idx_hash.hexdigest() != seg["idx_sha256"]
-                    ):
-                        self.note = "a checkpointed segment failed its checksum"
-                        return good
-                    good.append(seg)
-        except OSError:
-            pass
-        return good
+    def _remove_old(self) -> None:
+        """What an earlier run left under these names (its shards, manifest and journal)."""
+        listed: list[str] = []
+        old_manifest = _read_json(self.manifest) or {}
+        listed += [s.get("file", "") for s in old_manifest.get("shards", [])]
+        old_journal = _read_json(self.journal) or {}
+        listed += [s.get("file", "") for s in old_journal.get("writer", {}).get("done", [])]
+        for name in filter(None, listed):
+            for path in (self.manifest.parent / name, self.manifest.parent / f"{name}.idx"):
+                path.unlink(missing_ok=True)
+        self.manifest.unlink(missing_ok=True)
+        self.journal.unlink(missing_ok=True)
 
     def open(self, resume: bool) -> None:
         journal = self._load() if resume else None
-        segments = self._verify(journal["segments"]) if journal else []
-        if segments:
-            last = segments[-1]
-            self.segments = segments
-            self.files_done = last["files_done"]
-            self.tokens = last["tokens"]
-            self.documents = last["documents"]
-            self.replaced = last["replaced"]
-            self.per_file[: self.files_done] = last["per_file"]
-            self.resumed_bytes = sum(i["bytes"] for i in self.inputs[: self.files_done])
-            bin_len = sum(s["bin_bytes"] for s in segments)
-            idx_len = sum(s["idx_bytes"] for s in segments)
-            self.bin_file = open(self.bin, "r+b")
-            self.idx_file = open(self.idx, "r+b")
-            self.bin_file.truncate(bin_len)
-            self.idx_file.truncate(idx_len)
-            self.bin_file.seek(bin_len)
-            self.idx_file.seek(idx_len)
-            self.mark = (bin_len, idx_len)
-            return
-        if journal is not None and self.note is None:
-            self.note = "no checkpointed work to reuse"
-        for path in (self.journal, self.bin, self.idx):
-            path.unlink(missing_ok=True)
-        self.bin_file = open(self.bin, "wb")
-        self.idx_file = open(self.idx, "wb")
-        self.mark = (0, 0)
-
-    # -- writing --
+        if journal is not None:
+            try:
+                self.writer = self._writer(json.dumps(journal["writer"]))
+            except (ValueError, KeyError, TypeError) as e:
+                self.note = str(e) if str(e).startswith("cannot resume") else "bad journal"
+            else:
+                self.files_done = int(journal["files_done"])
+                self.per_file[: self.files_done] = journal["per_file"]
+                self.text_bytes = int(journal["counts"]["text_bytes"])
+                self.replaced = int(journal["counts"]["replaced"])
+                self.resumed_bytes = sum(i["bytes"] for i in self.inputs[: self.files_done])
+                self.resumed_text_bytes = self.text_bytes
+                self.shards_checkpointed = len(journal["writer"]["done"])
+                return
+        self._remove_old()
+        self.writer = self._writer(None)
 
     def write(self, tokens: memoryview, starts: Any) -> None:
-        """Appends ``tokens`` (output dtype, little-endian) and the documents starting at
-        ``starts`` (``int64`` token offsets into ``tokens``)."""
-        idx = (starts + self.tokens).astype("<u8")
-        self.bin_file.write(tokens)
-        self.idx_file.write(idx.data)
-        self.bin_hash.update(tokens)
-        self.idx_hash.update(idx.data)
-        self.tokens += len(tokens) // self.itemsize
-        self.documents += len(idx)
+        """Appends ``tokens`` (output dtype, little-endian, end-of-text tokens included) and
+        the documents starting at ``starts`` (``int64`` token offsets into ``tokens``)."""
+        import numpy as np
+
+        self.writer.write_bytes(np.frombuffer(tokens, np.uint8), starts.astype(np.uint64))
 
     def file_done(self, index: int, counts: list[int], replaced: int) -> None:
         self.per_file[index] = counts
+        self.text_bytes += counts[2]
         self.replaced += replaced
         self.files_done = index + 1
 
+    @property
+    def shard_completed(self) -> bool:
+        """Whether a shard was completed since the last checkpoint."""
+        return int(self.writer.shards_done) != self.shards_checkpointed
+
     def checkpoint(self) -> None:
-        """Syncs the partial files and records the segment since the last checkpoint."""
-        for f in (self.bin_file, self.idx_file):
-            f.flush()
-            os.fsync(f.fileno())
-        bin_len, idx_len = self.bin_file.tell(), self.idx_file.tell()
-        self.segments.append(
-            {
-                "files_done": self.files_done,
-                "tokens": self.tokens,
-                "documents": self.documents,
-                "replaced": self.replaced,
-                "per_file": [list(c) for c in self.per_file[: self.files_done]],
-                "bin_bytes": bin_len - self.mark[0],
-                "idx_bytes": idx_len - self.mark[1],
-                "bin_sha256": self.bin_hash.hexdigest(),
-                "idx_sha256": self.idx_hash.hexdigest(),
-            }
-        )
-        self.mark = (bin_len, idx_len)
-        self.bin_hash, self.idx_hash = hashlib.sha256(), hashlib.sha256()
+        """Syncs the shard being written and records, atomically, how far the output goes."""
+        state = json.loads(self.writer.checkpoint())
+        self.shards_checkpointed = len(state["done"])
         journal = {
             "kind": _JOURNAL_KIND,
             "version": 1,
             "identity": self.identity,
             "inputs": self.inputs[: self.files_done],
             "files_done": self.files_done,
-            "segments": self.segments,
+            "per_file": self.per_file[: self.files_done],
+            "counts": {
+                "tokens": self.tokens,
+                "documents": self.documents,
+                "text_bytes": self.text_bytes,
+                "replaced": self.replaced,
+            },
+            "writer": state,
         }
         _write_atomic(self.journal, _dumps(journal))
 
     def close(self) -> None:
-        for f in (self.bin_file, self.idx_file):
-            if f is not None and not f.closed:
-                f.close()
+        """After a failure: the journal and the checkpointed shards stay for a rerun."""
+        self.writer = None
 
-    def finish(self, text_bytes: int) -> dict[str, Any]:
-        self.idx_file.write(self.tokens.to_bytes(8, "little"))
-        for f in (self.bin_file, self.idx_file):
-            f.flush()
-            os.fsync(f.fileno())
-        self.close()
-        expected = self.tokens * self.itemsize
-        if self.bin.stat().st_size != expected:
-            size = self.bin.stat().st_size
-            raise OSError(errno.EIO, f"holds {size} bytes, expected {expected}", str(self.bin))
-        sidecar = sidecar_for(
-            self.out, self.identity, self.inputs, self.per_file, self.tokens, self.documents,
-            text_bytes, self.replaced, self.eot_token,
-        )
-        meta = Path(os.fspath(self.out) + ".json")
-        meta.unlink(missing_ok=True)
-        os.replace(self.idx, Path(os.fspath(self.out) + ".idx"))
-        os.replace(self.bin, self.out)
-        _write_atomic(meta, _dumps(sidecar))
-        self.journal.unlink(missing_ok=True)
-        return sidecar
-
-
-def sidecar_for(
-    out: Path,
-    identity: dict[str, Any],
-    inputs: list[dict[str, Any]],
-    per_file: list[list[int]],
-    tokens: int,
-    documents: int,
-    text_bytes: int,
-    replaced: int,
-    eot_token: int | None,
-) -> dict[str, Any]:
-    """The sidecar the local run writes for the same output (same keys, same values)."""
-    from fastllm import _fastllm
-
-    version = getattr(_fastllm, "__version__", None) or importlib.import_module(
-        "importlib.metadata"
-    ).version("fastllm")
-    sidecar = dict(identity)
-    sidecar.update(
-        {
-            "kind": _SIDECAR_KIND,
-            "version": 1,
-            "token_file": out.name,
-            "token_count": tokens,
-            "document_count": documents,
-            "eot_token": eot_token,
-            "index": {
-                "file": out.name + ".idx",
-                "dtype": "uint64",
-                "entries": documents + 1,
-                "meaning": "token offset where each document starts, then the token count: "
-                "document i is tokens[index[i]:index[i + 1]]",
-            },
-            "input_bytes": sum(i["bytes"] for i in inputs),
-            "text_bytes": text_bytes,
-            "replaced_invalid_utf8": replaced,
+    def finish(self) -> Any:
+        """Completes the last shard and writes the manifest (the local run's, byte for byte)."""
+        extra = {
+            "input_bytes": sum(i["bytes"] for i in self.inputs),
+            "text_bytes": self.text_bytes,
+            "replaced_invalid_utf8": self.replaced,
             "inputs": [
                 {**i, "tokens": c[0], "documents": c[1], "text_bytes": c[2]}
-                for i, c in zip(inputs, per_file)
+                for i, c in zip(self.inputs, self.per_file)
             ],
-            "fastllm_version": version,
         }
-    )
-    return sidecar
+        manifest = self.writer.finish(json.dumps(extra))
+        self.writer = None
+        self.journal.unlink(missing_ok=True)
+        return manifest
 
 
 def _connect(ray: Any, address: str | None) -> bool:
@@ -790,9 +765,13 @@ def tokenize(
     progress: RayProgressCallback | None = None,
     checkpoint_interval: float = 5.0,
     batch_rows: int = 4096,
+    layout: str = "flat",
+    shard_tokens: int | None = DEFAULT_SHARD_TOKENS,
+    val_tokens: int | None = None,
 ) -> DistributedStats:
-    """Tokenizes ``inputs`` on the Ray cluster at ``address`` into ``out`` (+ ``.idx``,
-    ``.json``), the same files :func:`fastllm.tokenize_files` writes.
+    """Tokenizes ``inputs`` on the Ray cluster at ``address`` into the shards of ``out`` and
+    their manifest: the same files ``fastllm.tokenize_files(inputs, out, shard_tokens=...,
+    val_tokens=..., layout=...)`` writes, byte for byte.
 
     - ``address``: a Ray cluster (``HOST:PORT``, ``ray://...``, ``auto``); None: the one Ray is
       already connected to, ``RAY_ADDRESS``, or a new local instance.
@@ -803,65 +782,66 @@ def tokenize(
     - ``progress(RayProgress)``: about every 100 ms, on the driver.
     - ``checkpoint_interval``: seconds between checkpoints (taken at file boundaries).
     - ``batch_rows``: Parquet rows per encoded batch.
+    - ``layout``, ``shard_tokens`` (default :data:`DEFAULT_SHARD_TOKENS`; None: one shard),
+      ``val_tokens``: the shards, as in :func:`fastllm.tokenfile.open_shard_writer`. A Ray
+      run always writes shards and a manifest (``stats.path``; ``stats.shards``).
 
     Errors: ``ImportError`` without Ray, ``ConnectionError`` naming the address when no cluster
     answers there, ``FileNotFoundError`` for inputs missing on the driver or on any node,
-    ``ValueError`` for bad text, records or arguments (file named); in every case ``out`` is not
-    created and the work checkpointed so far is kept for a rerun.
+    ``ValueError`` for bad text, records or arguments (file named), ``PermissionError`` for an
+    output directory the driver cannot write; in every case no manifest is written and the
+    work checkpointed so far is kept for a rerun.
     """
     started = time.perf_counter()
-    if format not in _FORMATS:
-        raise ValueError(f"format must be one of {', '.join(_FORMATS)}; got {format!r}")
+    check_format(format)
     if errors not in ("strict", "replace"):
         raise ValueError(f"errors must be 'strict' or 'replace', got {errors!r}")
     if actors is not None and (isinstance(actors, bool) or actors < 1):
         raise ValueError(f"actors must be None or >= 1, got {actors!r}")
     if isinstance(cpus_per_actor, bool) or cpus_per_actor < 1:
         raise ValueError(f"cpus_per_actor must be >= 1, got {cpus_per_actor!r}")
+    # The layout and shard sizes are checked by the Rust writer; the output directory here,
+    # before the cluster is asked for anything.
     out_path = Path(os.fspath(out))
     if out_path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "the output is a directory; name a file", str(out))
     if not out_path.parent.is_dir():
         raise FileNotFoundError(
             errno.ENOENT,
-            f"the output directory {os.fspath(out_path.parent)!r} does not exist; create it first "
-            "(the driver writes the output)",
+            f"the output directory {os.fspath(out_path.parent)!r} does not exist; create it "
+            "first (the driver writes the output)",
+            str(out),
+        )
+    if not os.access(out_path.parent, os.W_OK | os.X_OK):
+        raise PermissionError(
+            errno.EACCES,
+            f"the output directory {os.fspath(out_path.parent)!r} is not writable "
+            "(the driver writes the output there)",
             str(out),
         )
     files = resolve(inputs, _own_files(out))
-    formats = [_format(f, format) for f in files]
+    formats = [input_format(f, format) for f in files]
     described = _describe_inputs(files, formats)
-    identity = _identity(encoding, field, eot, errors)
-
-    meta_path = Path(os.fspath(out_path) + ".json")
-    if resume and meta_path.exists():
-        try:
-            old = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = {}
-        old_inputs = old.get("inputs", [])
-        if (
-            all(old.get(k) == v for k, v in identity.items())
-            and len(old_inputs) == len(described)
-            and all(_same_input(a, b) for a, b in zip(old_inputs, described))
-            and out_path.exists()
-        ):
-            return _stats(out_path, old, started, 0.0, 0, 0, up_to_date=True)
+    identity = _identity(encoding, field, eot, errors, layout, shard_tokens, val_tokens)
+    manifest = manifest_path(out_path)
+    old = _up_to_date(manifest, identity, described) if resume else None
+    if old is not None:
+        return _stats(manifest, old, started, 0.0, 0, 0, up_to_date=True)
 
     ray = _ray()
     connected = _connect(ray, address)
-    writer = _Writer(out_path, identity, described)
+    output = _Output(out_path, encoding, identity, described)
     try:
         nodes = _check_nodes(ray, files)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n_actors = actors or max(1, cpus // cpus_per_actor)
-        writer.open(resume)
+        output.open(resume)
         result = _run(
-            ray, writer, files, formats, described, encoding, format, field, eot, errors,
+            ray, output, files, formats, described, encoding, format, field, eot, errors,
             n_actors, cpus_per_actor, progress, checkpoint_interval, batch_rows, started, nodes,
         )
     finally:
-        writer.close()
+        output.close()
         if connected:
             ray.shutdown()
     return result
@@ -869,7 +849,7 @@ def tokenize(
 
 def _run(
     ray: Any,
-    writer: _Writer,
+    writer: _Output,
     files: list[str],
     formats: list[str],
     described: list[dict[str, Any]],
@@ -894,16 +874,21 @@ def _run(
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
+    # Ray Data's V2 Parquet read (Ray >= 2.5x) lists the files in a task that needs one CPU;
+    # when the encoder actors hold every CPU of the cluster that task never runs and the run
+    # hangs. The V1 read lists them on the driver, and its read tasks take no CPU (below).
+    if hasattr(ctx, "use_datasource_v2"):
+        ctx.use_datasource_v2 = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     import numpy as np
 
     index = {path: i for i, path in enumerate(files)}
     itemsize = writer.itemsize
     total = sum(d["bytes"] for d in described)
-    text_bytes = sum(writer.per_file[i][2] for i in range(writer.files_done))
     done_bytes = writer.resumed_bytes
     resumed_files = writer.files_done
     workers: set[str] = set()
+    cpu: dict[str, float] = {}
     nodes: set[str] = set()
     startup: float | None = None
     last_report = 0.0
@@ -937,8 +922,10 @@ def _run(
         )
 
     def complete_until(end: int) -> None:
-        """Inputs before ``end`` are done (zero-row ones too)."""
-        nonlocal current, done_bytes, text_bytes, last_checkpoint
+        """Inputs before ``end`` are done (zero-row ones too); a checkpoint when it is time,
+        or when a shard was completed since the last one (checkpoints fall on file
+        boundaries: a resumed run starts at a file)."""
+        nonlocal current, done_bytes, last_checkpoint
         while writer.files_done < end:
             i = writer.files_done
             if current is not None and current[0] == i:
@@ -948,8 +935,7 @@ def _run(
                 counts, replaced = [0, 0, 0], 0
             writer.file_done(i, counts, replaced)
             done_bytes += described[i]["bytes"]
-            text_bytes += counts[2]
-        if time.perf_counter() - last_checkpoint >= checkpoint_interval:
+        if writer.shard_completed or time.perf_counter() - last_checkpoint >= checkpoint_interval:
             writer.checkpoint()
             last_checkpoint = time.perf_counter()
 
@@ -959,7 +945,8 @@ def _run(
         for start, end, parquet in _groups(files, formats):
             if end <= writer.files_done:
                 continue
-            todo = files[max(start, writer.files_done) : end]
+            first = max(start, writer.files_done)
+            todo = files[first:end]
             if parquet:
                 with warnings.catch_warnings():  # columns=: deprecated, but read in the actor
                     warnings.simplefilter("ignore", DeprecationWarning)
@@ -970,7 +957,16 @@ def _run(
                     )
                 size = batch_rows
             else:
-                ds = data.read_binary_files(todo, include_paths=True)
+                # Whole files, in blocks of ~_FILE_BATCH_BYTES (at least two per actor when
+                # there are enough files), each block one encoder call.
+                todo_bytes = sum(d["bytes"] for d in described[first:end])
+                blocks = max(
+                    1,
+                    min(len(todo), max(2 * n_actors, -(-todo_bytes // _FILE_BATCH_BYTES))),
+                )
+                ds = data.read_binary_files(
+                    todo, include_paths=True, override_num_blocks=blocks, num_cpus=0
+                )
                 size = None
             ds = ds.map_batches(
                 _Encoder,
@@ -995,6 +991,7 @@ def _run(
                 for row in range(table.num_rows):
                     worker = table.column("worker")[row].as_py()
                     workers.add(worker)
+                    cpu[worker] = max(cpu.get(worker, 0.0), table.column("cpu")[row].as_py())
                     nodes.add(worker.split(" ")[0])
                     tokens_buffer = memoryview(table.column("tokens")[row].as_buffer())
                     starts = np.frombuffer(table.column("starts")[row].as_buffer(), np.int64)
@@ -1032,17 +1029,19 @@ def _run(
             raise cause from None
         raise
     report(force=True)
-    sidecar = writer.finish(text_bytes)
+    manifest = writer.finish()
     return _stats(
-        writer.out,
-        sidecar,
+        Path(manifest.path),
+        json.loads(manifest.json),
         started,
         startup or 0.0,
         len(nodes),
         len(workers),
         resumed=resumed_files > 0,
         resumed_bytes=writer.resumed_bytes,
+        resumed_text_bytes=writer.resumed_text_bytes,
         note=writer.note,
+        actor_cpu=sum(cpu.values()),
     )
 
 
@@ -1055,7 +1054,7 @@ def _parquet_rows(path: str) -> int:
 
 
 def _stats(
-    out: Path,
+    manifest: Path,
     meta: dict[str, Any],
     started: float,
     startup: float,
@@ -1065,10 +1064,12 @@ def _stats(
     up_to_date: bool = False,
     resumed: bool = False,
     resumed_bytes: int = 0,
+    resumed_text_bytes: int = 0,
     note: str | None = None,
+    actor_cpu: float = 0.0,
 ) -> DistributedStats:
     return DistributedStats(
-        path=out,
+        path=manifest,
         encoding=meta["encoding"]["name"],
         dtype=meta["dtype"],
         tokens=meta["token_count"],
@@ -1080,10 +1081,13 @@ def _stats(
         seconds=time.perf_counter() - started,
         resumed=resumed,
         resumed_bytes=resumed_bytes,
+        resumed_text_bytes=resumed_text_bytes,
         up_to_date=up_to_date,
         note=note,
         sidecar=meta,
+        shards=tuple(manifest.parent / item["file"] for item in meta.get("shards", ())),
         nodes=nodes,
         actors=actors,
         startup_seconds=startup,
+        actor_cpu_seconds=actor_cpu,
     )

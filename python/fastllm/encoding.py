@@ -6,10 +6,11 @@ work is done in Rust (``fastllm._fastllm.CoreBPE``) with the GIL released.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import os
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Union
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from fastllm.arrow import EncodedColumn
 
-__all__ = ["Encoding", "resolve_pattern"]
+__all__ = ["DecodeStream", "Encoding", "resolve_pattern"]
 
 AllowedSpecial = Union[Literal["all"], AbstractSet[str]]
 DisallowedSpecial = Union[Literal["all"], Collection[str]]
@@ -498,6 +499,18 @@ class Encoding:
         """
         return self._core_bpe.decode_bytes_batch([_token_list(t) for t in batch], num_threads)
 
+    def decode_stream(self, errors: str = "replace") -> DecodeStream:
+        """An incremental decoder: feed it ids one at a time, get text as soon as it is whole.
+
+        See :class:`DecodeStream`; joined, its pieces equal :meth:`decode` of all the ids.
+
+        >>> import fastllm
+        >>> stream = fastllm.get_encoding("gpt2").decode_stream()
+        >>> [stream.step(t) for t in [31373, 995]] + [stream.flush()]
+        ['hello', ' world', '']
+        """
+        return DecodeStream(self, errors=errors)
+
     # ====================
     # Miscellaneous
     # ====================
@@ -703,3 +716,59 @@ def raise_disallowed_special_token(token: str) -> NoReturn:
         f"by passing `disallowed_special=(enc.special_tokens_set - {{{token!r}}})`.\n"
         "To disable this check for all special tokens, pass `disallowed_special=()`.\n"
     )
+
+
+class DecodeStream:
+    """Decodes token ids one at a time into text, never splitting a character (as HF
+    tokenizers' ``DecodeStream``): what generation prints as it goes.
+
+    :meth:`step` takes the next id and returns the text it completes: ``""`` while the bytes so
+    far end inside a multi-byte UTF-8 character (a token may hold half of one: GPT-2 spells
+    ``"日"`` as the tokens of bytes ``e6 97`` and ``a5``), the whole character once its last
+    byte arrives. :meth:`flush` ends the stream and returns what is left (incomplete bytes as
+    U+FFFD with ``errors="replace"``): nothing is dropped, and the pieces joined equal
+    ``encoding.decode(ids, errors=errors)``. Python's incremental UTF-8 decoder does the work.
+
+    >>> import fastllm
+    >>> enc = fastllm.get_encoding("gpt2")
+    >>> ids = enc.encode("日本 🙂")
+    >>> stream = enc.decode_stream()
+    >>> [stream.step(t) for t in ids] + [stream.flush()]
+    ['', '日', '', '本', ' 🙂', '']
+    >>> list(enc.decode_stream().stream(ids[:3]))  # 本's last byte never came
+    ['日', '�']
+    """
+
+    def __init__(self, encoding: Encoding, errors: str = "replace") -> None:
+        self.encoding = encoding
+        self.errors = errors
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
+
+    def step(self, token: int) -> str:
+        """The text ``token`` completes (``""`` when its bytes end inside a character)."""
+        piece: str = self._decoder.decode(self.encoding.decode_single_token_bytes(token))
+        return piece
+
+    def flush(self) -> str:
+        """Ends the stream: the rest of the bytes decoded (``""`` when none are pending); the
+        stream can then be used again from a clean state."""
+        rest: str = self._decoder.decode(b"", final=True)
+        self._decoder.reset()
+        return rest
+
+    def stream(self, tokens: Iterable[int]) -> Iterator[str]:
+        """Yields the non-empty pieces of ``tokens`` as they complete, then the flushed rest
+        (``tokens`` may be a generator: each piece comes as soon as its last id does)."""
+        for token in tokens:
+            piece = self.step(token)
+            if piece:
+                yield piece
+        rest = self.flush()
+        if rest:
+            yield rest
+
+    @property
+    def pending(self) -> bytes:
+        """The bytes of an unfinished character, waiting for the next ids."""
+        buffered: bytes = self._decoder.getstate()[0]
+        return buffered

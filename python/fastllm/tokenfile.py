@@ -18,6 +18,12 @@ read so far are unchanged, and says why when it cannot; a rerun of a complete on
 
 :func:`count_tokens_in_files` counts tokens per file and in total without writing anything.
 
+Design notes: this module resolves what Python owns (the inputs and their formats, the encoding)
+and turns Rust's typed results into :class:`TokenizeStats` / :class:`CountStats`; the Rust core
+checks the output path and the shard settings (it writes the files) and does the work with the
+GIL released. Writing costs ~6% CPU over counting alone (stdlib sources, one thread: 0.89 vs
+0.84 CPU-s for 31.5 MB).
+
 >>> import pathlib, tempfile
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> _ = (folder / "a.txt").write_text("Hello, world!")
@@ -282,51 +288,15 @@ def open_shard_writer(
     >>> manifest.token_count, pathlib.Path(manifest.path).name
     (8, 'corpus.manifest.json')
     """
-    out_path = _check_output(out)
+    # The layout, the sizes and the output path are checked in Rust, which writes the files.
     return _fastllm.ShardWriter(
         _corpus_encoder(encoding),
-        str(out_path),
-        layout=check_choice("layout", layout, ("flat", "llmc")),
-        shard_tokens=_check_size("shard_tokens", shard_tokens),
-        val_tokens=_check_size("val_tokens", val_tokens),
+        os.fspath(out),
+        layout=layout,
+        shard_tokens=shard_tokens,
+        val_tokens=val_tokens,
         eot=bool(eot),
     )
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def _check_size(name: str, value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"{name} must be a whole number of tokens >= 1 (a shard holds whole tokens), "
-            f"got {value!r}"
-        )
-    return value
-
-
-def _check_output(out: PathLike) -> Path:
-    out_path = Path(os.fspath(out))
-    if out_path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "the output is a directory; name a file", str(out))
-    parent = out_path.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(
-            errno.ENOENT,
-            f"the output directory {os.fspath(parent)!r} does not exist; create it first",
-            str(out),
-        )
-    if out_path.exists() and not out_path.is_file():
-        raise ValueError(
-            f"the output {os.fspath(out)!r} exists and is not a regular file (a device, FIFO "
-            "or socket); name a file to write"
-        )
-    return out_path
 
 
 @contextlib.contextmanager
@@ -577,24 +547,17 @@ def tokenize_files(
     >>> tokenize_files(folder / "doc.txt", folder / "doc.bin").up_to_date
     True
     """
-    out_path = _check_output(out)
-    check_choice("layout", layout, ("flat", "llmc"))
-    _check_size("shard_tokens", shard_tokens)
-    _check_size("val_tokens", val_tokens)
-    sharded = layout != "flat" or shard_tokens is not None or val_tokens is not None
+    # Checked in Rust (which writes the output): the output path (its directory, not a
+    # directory or device, not one of the inputs), the shard settings, ``errors``. Here: what
+    # Python resolves (the inputs, ``format``, the encoding) and ``num_threads``.
+    out_path = Path(os.fspath(out))
     own = _own_files(out)
-    target = os.path.abspath(out_path)
     if out_path.is_file() and not sidecar_path(out_path).exists():
-        own.discard(target)  # not an earlier output of ours: it may be an input
+        own.discard(os.path.abspath(out_path))  # not an earlier output of ours: maybe an input
     files, formats = _prepare(inputs, format, num_threads, exclude=own)
-    if target in files:
-        raise ValueError(
-            f"the output {os.fspath(out)!r} is one of the inputs: writing it would destroy "
-            "that input; name another output file"
-        )
     core = _corpus_encoder(encoding)
     with _sigterm_stops_the_run():
-        text = _fastllm.tokenize_files(
+        result = _fastllm.tokenize_files(
             core,
             files,
             formats,
@@ -611,27 +574,24 @@ def tokenize_files(
             shard_tokens=shard_tokens,
             val_tokens=val_tokens,
         )
-    meta = json.loads(text)
-    run = meta.pop("run", {})
-    shards = tuple(meta.get("shards", ())) if sharded else ()
     return TokenizeStats(
-        path=manifest_path(out_path) if sharded else out_path,
-        encoding=meta["encoding"]["name"],
-        dtype=meta["dtype"],
-        tokens=meta["token_count"],
-        documents=meta["document_count"],
-        files=len(meta["inputs"]),
-        input_bytes=meta["input_bytes"],
-        text_bytes=meta["text_bytes"],
-        replaced=meta["replaced_invalid_utf8"],
-        seconds=run.get("seconds", 0.0),
-        resumed=bool(run.get("resumed", False)),
-        resumed_bytes=int(run.get("resumed_bytes", 0)),
-        resumed_text_bytes=int(run.get("resumed_text_bytes", 0)),
-        up_to_date=bool(run.get("up_to_date", False)),
-        note=run.get("note"),
-        sidecar=meta,
-        shards=tuple(out_path.parent / item["file"] for item in shards),
+        path=Path(result.path),
+        encoding=result.encoding,
+        dtype=result.dtype,
+        tokens=result.tokens,
+        documents=result.documents,
+        files=result.files,
+        input_bytes=result.input_bytes,
+        text_bytes=result.text_bytes,
+        replaced=result.replaced,
+        seconds=result.seconds,
+        resumed=result.resumed,
+        resumed_bytes=result.resumed_bytes,
+        resumed_text_bytes=result.resumed_text_bytes,
+        up_to_date=result.up_to_date,
+        note=result.note,
+        sidecar=result.sidecar,
+        shards=tuple(Path(p) for p in result.shards),
     )
 
 
@@ -662,7 +622,7 @@ def count_tokens_in_files(
     files, formats = _prepare(inputs, format, num_threads)
     core = _corpus_encoder(encoding)
     with _sigterm_stops_the_run():
-        text = _fastllm.count_files(
+        result = _fastllm.count_files(
             core,
             files,
             formats,
@@ -673,26 +633,24 @@ def count_tokens_in_files(
             job_bytes=_JOB_BYTES,
             progress=progress,
         )
-    meta = json.loads(text)
-    counts = [
-        FileCount(
-            path=Path(item["path"]),
-            format=item["format"],
-            bytes=item["bytes"],
-            text_bytes=item["text_bytes"],
-            documents=item["documents"],
-            tokens=item["tokens"],
-        )
-        for item in meta["inputs"]
-    ]
     return CountStats(
-        files=counts,
-        encoding=meta["encoding"]["name"],
-        tokens=meta["token_count"],
-        documents=meta["document_count"],
-        input_bytes=meta["input_bytes"],
-        text_bytes=meta["text_bytes"],
-        replaced=meta["replaced_invalid_utf8"],
-        seconds=meta["seconds"],
+        files=[
+            FileCount(
+                path=Path(path),
+                format=fmt,
+                bytes=nbytes,
+                text_bytes=text_bytes,
+                documents=documents,
+                tokens=tokens,
+            )
+            for path, fmt, nbytes, text_bytes, documents, tokens in result.files
+        ],
+        encoding=result.encoding,
+        tokens=result.tokens,
+        documents=result.documents,
+        input_bytes=result.input_bytes,
+        text_bytes=result.text_bytes,
+        replaced=result.replaced,
+        seconds=result.seconds,
         eot=bool(eot),
     )

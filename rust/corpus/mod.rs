@@ -21,6 +21,14 @@
 //! - Resumable by construction: results are written in input order, so "everything before this
 //!   input position is written" is one position; checkpoints record it with the counts
 //!   (`output`). Output files get their final names only when complete.
+//! - One driver (`drive`) for both outputs: the single token file (`output::TokenFile`) and
+//!   the shards (`shards::Sharded`) are two [`Output`]s whose sinks (`output::Writer`,
+//!   `ShardWriter`) take the same writes; planning, resuming, the journal, progress and the
+//!   summary are written once. File formats on disk are unchanged by the fold (same keys, and
+//!   `serde_json` writes them sorted).
+//! - Results are typed ([`Written`], [`Counted`]); the bindings build Python objects of them,
+//!   with no JSON text in between. An output path is checked once, here ([`check_output`]),
+//!   since this layer writes it.
 
 mod output;
 mod pipeline;
@@ -38,12 +46,15 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::encoding::CoreBpe;
-use crate::error::{Error, Result};
+use crate::error::{py_repr, Error, Result};
 use crate::pretok;
 use crate::vocab::{self, Rank};
 
+use output::Counts;
+
 pub use output::Paths;
-pub use shards::{Layout, ShardEntry, ShardSpec, ShardWriter};
+pub use shards::{shard_identity, write_manifest, Layout, ShardEntry, ShardSpec, ShardWriter};
+pub use work::FileCount;
 
 /// How an input file holds its documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,6 +287,50 @@ fn check_inputs(inputs: &[Input], settings: &Settings, encoder: &Encoder) -> Res
     Ok(())
 }
 
+/// The one check of an output path (a token file, or the name shards are made from), before
+/// anything is written: its directory exists, it is not a directory, not a device, FIFO or
+/// socket, and not one of `inputs` (writing it would destroy that input).
+pub fn check_output(out: &Path, inputs: &[Input]) -> Result<()> {
+    let shown = out.display().to_string();
+    if out.is_dir() {
+        return Err(Error::OutputIsDirectory(shown));
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(Error::OutputDirMissing {
+                path: shown,
+                dir: dir.display().to_string(),
+            });
+        }
+    }
+    let Ok(meta) = std::fs::metadata(out) else {
+        return Ok(()); // not there yet: it cannot be an input
+    };
+    if !meta.is_file() {
+        return Err(Error::InvalidArgument(format!(
+            "the output {} exists and is not a regular file (a device, FIFO or socket); name a \
+             file to write",
+            py_repr(&shown)
+        )));
+    }
+    // Only inputs of the same file name can be the same file (a link under another name is
+    // not looked for); their real paths are compared.
+    let real = std::fs::canonicalize(out).ok();
+    let name = real.as_deref().and_then(Path::file_name);
+    let is_input = inputs.iter().any(|input| {
+        input.path.file_name() == name
+            && std::fs::canonicalize(&input.path).ok().as_deref() == real.as_deref()
+    });
+    if is_input {
+        return Err(Error::InvalidArgument(format!(
+            "the output {} is one of the inputs: writing it would destroy that input; name \
+             another output file",
+            py_repr(&shown)
+        )));
+    }
+    Ok(())
+}
+
 fn total_bytes(described: &[Value]) -> u64 {
     described
         .iter()
@@ -299,402 +354,154 @@ fn inputs_summary(described: &[Value], per_file: &[work::FileCount]) -> Vec<Valu
         .collect()
 }
 
-struct TokenizeHandler<'a> {
-    writer: output::Writer,
-    progress: &'a mut dyn FnMut(&Progress) -> Result<()>,
-    total: u64,
+/// A run's totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub tokens: u64,
+    pub documents: u64,
+    /// Input files.
+    pub files: usize,
+    /// Bytes of the input files (compressed bytes for compressed files).
+    pub input_bytes: u64,
+    /// Bytes of text read (decompressed).
+    pub text_bytes: u64,
+    /// Invalid UTF-8 sequences read as U+FFFD.
+    pub replaced: u64,
 }
 
-impl TokenizeHandler<'_> {
-    fn report(&mut self) -> Result<()> {
-        let p = Progress {
-            bytes_done: self.writer.raw_done,
-            bytes_total: self.total,
-            tokens: self.writer.counts.tokens,
-            documents: self.writer.counts.documents,
-        };
-        (self.progress)(&p)
-    }
-}
-
-impl pipeline::Handler for TokenizeHandler<'_> {
-    fn done(&mut self, done: pipeline::Done) -> Result<()> {
-        self.writer.write(&done.encoded, &done.end)?;
-        self.writer.raw_done = done.raw_done;
-        Ok(())
-    }
-
-    fn tick(&mut self) -> Result<()> {
-        self.report()
-    }
-}
-
-/// Tokenizes `inputs` into the token file `out` (plus `out.idx` and `out.json`), returning the
-/// sidecar with a `"run"` entry (seconds, whether it resumed, why not).
-pub fn tokenize_files(
-    encoder: &Encoder,
-    inputs: &[Input],
-    out: &Path,
-    settings: &Settings,
-    options: &RunOptions,
-    progress: &mut dyn FnMut(&Progress) -> Result<()>,
-) -> Result<Value> {
-    let started = Instant::now();
-    check_inputs(inputs, settings, encoder)?;
-    let paths = output::Paths::new(out);
-    check_output_dir(out)?;
-    let dtype = encoder.dtype();
-    let identities = source::identify(inputs)?;
-    let described = output::describe_inputs(inputs, &identities);
-    let identity = output::identity(encoder, settings, dtype);
-    let total = total_bytes(&described);
-    let start = output::plan_start(
-        &paths,
-        &identity,
-        &described,
-        options.resume,
-        dtype.itemsize(),
-    );
-    let (resume, note) = match start {
-        output::Start::UpToDate(mut meta) => {
-            if let Value::Object(map) = &mut meta {
-                map.insert(
-                    "run".into(),
-                    json!({"up_to_date": true, "seconds": started.elapsed().as_secs_f64(),
-                           "resumed_bytes": total, "note": null}),
-                );
-            }
-            let tokens = meta.get("token_count").and_then(Value::as_u64).unwrap_or(0);
-            let documents = meta
-                .get("document_count")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            progress(&Progress {
-                bytes_done: total,
-                bytes_total: total,
-                tokens,
-                documents,
-            })?;
-            return Ok(meta);
-        }
-        output::Start::Resume(position, counts) => (Some((position, counts)), None),
-        output::Start::Fresh(note) => {
-            output::remove_partials(&paths)?;
-            (None, note)
-        }
-    };
-    let start_position = resume.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
-    let raw_before: u64 = described
-        .iter()
-        .take(start_position.file)
-        .filter_map(|v| v.get("bytes").and_then(Value::as_u64))
-        .sum();
-    let resumed_bytes = raw_before
-        + start_position.offset.min(
-            described
-                .get(start_position.file)
-                .and_then(|v| v.get("bytes").and_then(Value::as_u64))
-                .unwrap_or(0),
-        );
-    let resumed = resume.is_some();
-    let resumed_text_bytes = resume.as_ref().map_or(0, |(_, c)| c.text_bytes);
-    let writer = output::Writer::open(
-        output::Paths::new(out),
-        &identity,
-        &described,
-        dtype,
-        options.checkpoint_every,
-        resume,
-    )?;
-    let mut handler = TokenizeHandler {
-        writer,
-        progress,
-        total,
-    };
-    handler.writer.raw_done = raw_before;
-    let plan = pipeline::Plan {
-        bpe: &encoder.bpe,
-        settings,
-        inputs,
-        identities: &identities,
-        start: &start_position,
-        raw_before,
-        dtype: Some(dtype),
-        threads: crate::parallel::effective_threads(options.threads, usize::MAX),
-        job_bytes: options.job_bytes.max(1),
-        cuttable: encoder.cuttable(),
-    };
-    if let Err(error) = pipeline::run(&plan, &mut handler) {
-        // Keep everything written so far resumable (a failing disk may refuse even this).
-        let _ = handler.writer.checkpoint();
-        return Err(error);
-    }
-    handler.writer.raw_done = total;
-    if let Err(error) = handler.report() {
-        let _ = handler.writer.checkpoint();
-        return Err(error);
-    }
-    let counts = handler.writer.counts.clone();
-    let file_name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
-    let mut sidecar = identity;
-    if let Value::Object(map) = &mut sidecar {
-        map.insert("kind".into(), output::SIDECAR_KIND.into());
-        map.insert("version".into(), 1.into());
-        map.insert("token_file".into(), file_name(&paths.bin).into());
-        map.insert("token_count".into(), counts.tokens.into());
-        map.insert("document_count".into(), counts.documents.into());
-        map.insert(
-            "eot_token".into(),
-            settings.eot.map_or(Value::Null, Value::from),
-        );
-        map.insert(
-            "index".into(),
-            json!({
-                "file": file_name(&paths.idx),
-                "dtype": "uint64",
-                "entries": counts.documents + 1,
-                "meaning": "token offset where each document starts, then the token count: \
-                            document i is tokens[index[i]:index[i + 1]]",
-            }),
-        );
-        map.insert("input_bytes".into(), total.into());
-        map.insert("text_bytes".into(), counts.text_bytes.into());
-        map.insert("replaced_invalid_utf8".into(), counts.replaced.into());
-        map.insert(
-            "inputs".into(),
-            Value::Array(inputs_summary(&described, &counts.per_file)),
-        );
-        map.insert("fastllm_version".into(), env!("CARGO_PKG_VERSION").into());
-    }
-    handler.writer.finish(&sidecar)?;
-    if let Value::Object(map) = &mut sidecar {
-        map.insert(
-            "run".into(),
-            json!({
-                "up_to_date": false,
-                "resumed": resumed,
-                "resumed_bytes": if resumed { resumed_bytes } else { 0 },
-                "resumed_text_bytes": resumed_text_bytes,
-                "seconds": started.elapsed().as_secs_f64(),
-                "note": note,
-            }),
-        );
-    }
-    Ok(sidecar)
-}
-
-struct CountHandler<'a> {
-    per_file: Vec<work::FileCount>,
-    tokens: u64,
-    documents: u64,
-    replaced: u64,
-    raw_done: u64,
-    total: u64,
-    progress: &'a mut dyn FnMut(&Progress) -> Result<()>,
-}
-
-impl CountHandler<'_> {
-    fn report(&mut self) -> Result<()> {
-        let p = Progress {
-            bytes_done: self.raw_done,
-            bytes_total: self.total,
-            tokens: self.tokens,
-            documents: self.documents,
-        };
-        (self.progress)(&p)
-    }
-}
-
-impl pipeline::Handler for CountHandler<'_> {
-    fn done(&mut self, done: pipeline::Done) -> Result<()> {
-        let e = &done.encoded;
-        self.tokens += e.tokens;
-        self.documents += e.doc_starts.len() as u64;
-        self.replaced += e.replaced;
-        for &(file, add) in &e.files {
-            if let Some(slot) = self.per_file.get_mut(file) {
-                slot.tokens += add.tokens;
-                slot.documents += add.documents;
-                slot.text_bytes += add.text_bytes;
-            }
-        }
-        self.raw_done = done.raw_done;
-        Ok(())
-    }
-
-    fn tick(&mut self) -> Result<()> {
-        self.report()
-    }
-}
-
-/// Counts the tokens of `inputs` (per file and in total) without writing them.
-pub fn count_files(
-    encoder: &Encoder,
-    inputs: &[Input],
-    settings: &Settings,
-    options: &RunOptions,
-    progress: &mut dyn FnMut(&Progress) -> Result<()>,
-) -> Result<Value> {
-    let started = Instant::now();
-    check_inputs(inputs, settings, encoder)?;
-    let identities = source::identify(inputs)?;
-    let described = output::describe_inputs(inputs, &identities);
-    let total = total_bytes(&described);
-    let mut handler = CountHandler {
-        per_file: vec![work::FileCount::default(); inputs.len()],
-        tokens: 0,
-        documents: 0,
-        replaced: 0,
-        raw_done: 0,
-        total,
-        progress,
-    };
-    let start = Position::default();
-    let plan = pipeline::Plan {
-        bpe: &encoder.bpe,
-        settings,
-        inputs,
-        identities: &identities,
-        start: &start,
-        raw_before: 0,
-        dtype: None,
-        threads: crate::parallel::effective_threads(options.threads, usize::MAX),
-        job_bytes: options.job_bytes.max(1),
-        cuttable: encoder.cuttable(),
-    };
-    pipeline::run(&plan, &mut handler)?;
-    handler.raw_done = total;
-    handler.report()?;
-    let text_bytes: u64 = handler.per_file.iter().map(|c| c.text_bytes).sum();
-    Ok(json!({
-        "encoding": encoder.describe(),
-        "settings": settings.describe(),
-        "token_count": handler.tokens,
-        "document_count": handler.documents,
-        "input_bytes": total,
-        "text_bytes": text_bytes,
-        "replaced_invalid_utf8": handler.replaced,
-        "inputs": inputs_summary(&described, &handler.per_file),
-        "seconds": started.elapsed().as_secs_f64(),
-    }))
-}
-
-fn check_output_dir(out: &Path) -> Result<()> {
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
-            return Err(Error::Write {
-                path: out.display().to_string(),
-                reason: format!(
-                    "the directory {} does not exist; create it first",
-                    dir.display()
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-const SHARD_JOURNAL_KIND: &str = "fastllm-shards-journal";
-
-/// What must match for a rerun of a sharded output to reuse work.
-pub fn shard_identity(
-    encoder: &Encoder,
-    settings: &Settings,
-    dtype: Dtype,
-    spec: &ShardSpec,
-) -> Value {
-    let mut v = output::identity(encoder, settings, dtype);
-    if let Value::Object(map) = &mut v {
-        map.insert(
-            "sharding".into(),
-            json!({
-                "layout": spec.layout.name(),
-                "shard_tokens": spec.shard_tokens,
-                "val_tokens": spec.val_tokens,
-            }),
-        );
-    }
-    v
-}
-
-/// Removes what an earlier sharded run left under the names of `names` (partial shards, the
-/// journal, and the shards an old manifest or journal lists), before starting over.
-fn remove_old_shards(names: &shards::ShardNames) -> Result<()> {
-    let mut doomed = vec![names.journal(), names.manifest()];
-    for listing in [names.manifest(), names.journal()] {
-        if let Some(v) = output::read_json(&listing) {
-            let key = if listing == names.manifest() {
-                "shards"
-            } else {
-                "done"
-            };
-            for (i, item) in v
-                .get(key)
+impl Totals {
+    /// The totals a sidecar or manifest records (the one reader of these fields).
+    fn of_meta(meta: &Value) -> Self {
+        let int = |k: &str| meta.get(k).and_then(Value::as_u64).unwrap_or(0);
+        Totals {
+            tokens: int("token_count"),
+            documents: int("document_count"),
+            files: meta
+                .get("inputs")
                 .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                let split = item.get("split").and_then(Value::as_str).unwrap_or("train");
-                let path = names.shard(i, split);
-                doomed.push(shards::index_of(&path));
-                doomed.push(path);
-            }
+                .map_or(0, Vec::len),
+            input_bytes: int("input_bytes"),
+            text_bytes: int("text_bytes"),
+            replaced: int("replaced_invalid_utf8"),
         }
     }
-    for path in names.partials() {
-        doomed.push(path);
-    }
-    for path in doomed {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(output::write_error(&path, &e)),
-        }
-    }
-    Ok(())
 }
 
-struct ShardHandler<'a> {
-    writer: ShardWriter,
-    counts: output::Counts,
+/// How a tokenize run went, besides what it wrote.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Run {
+    /// A complete output of the same inputs, encoding and settings was there: nothing was done.
+    pub up_to_date: bool,
+    /// It went on from an earlier run's checkpoint.
+    pub resumed: bool,
+    /// Input bytes done before this run (all of them when up to date).
+    pub resumed_bytes: u64,
+    /// Text bytes (decompressed) the earlier run had done.
+    pub resumed_text_bytes: u64,
+    pub seconds: f64,
+    /// Why earlier work could not be reused, when there was some.
+    pub note: Option<String>,
+}
+
+/// What a tokenize run wrote (or found up to date).
+#[derive(Clone, Debug)]
+pub struct Written {
+    /// The token file, or the shards' manifest.
+    pub path: PathBuf,
+    /// The sidecar, or the manifest, as on disk.
+    pub meta: Value,
+    /// The shard files in order (none for a single token file).
+    pub shards: Vec<PathBuf>,
+    pub totals: Totals,
+    pub run: Run,
+}
+
+/// One input's counts (see [`count_files`]).
+#[derive(Clone, Debug)]
+pub struct FileTotal {
+    pub path: PathBuf,
+    pub format: Format,
+    /// The file's size.
+    pub bytes: u64,
+    pub count: FileCount,
+}
+
+/// What [`count_files`] counted.
+#[derive(Clone, Debug)]
+pub struct Counted {
+    pub totals: Totals,
+    pub files: Vec<FileTotal>,
+    pub seconds: f64,
+}
+
+/// One kind of output of a tokenize run: the single token file ([`output::TokenFile`]) or
+/// numbered shards ([`shards::Sharded`]). The driver ([`drive`]) does everything else once:
+/// planning, resuming, the journal, progress and the summary.
+trait Output {
+    type Sink: Sink;
+    /// What [`Output::resumable`] finds in a journal for [`Output::open`].
+    type Resume;
+    /// The file that names the output: the token file, or the manifest.
+    fn path(&self) -> PathBuf;
+    /// What must match for a rerun to reuse work.
+    fn identity(&self, encoder: &Encoder, settings: &Settings) -> Value;
+    /// The journal's path and kind.
+    fn journal(&self) -> (PathBuf, &'static str);
+    /// The complete output of this `identity` and these `inputs`, if it is there: its sidecar
+    /// or manifest, and its shard files.
+    fn up_to_date(&self, identity: &Value, inputs: &[Value]) -> Option<(Value, Vec<PathBuf>)>;
+    /// Why earlier work is lost when there is no journal, if there is any.
+    fn no_journal(&self) -> Option<String> {
+        None
+    }
+    /// What `journal` (identity and inputs checked, at `counts`) gives to go on from, or why
+    /// it cannot be.
+    fn resumable(
+        &self,
+        journal: &Value,
+        counts: &Counts,
+    ) -> std::result::Result<Self::Resume, String>;
+    /// The sink: going on from `resume` at `counts`, or (None) fresh, what earlier runs left
+    /// removed.
+    fn open(&self, resume: Option<Self::Resume>, counts: &Counts) -> Result<Self::Sink>;
+    /// Completes the output; `head` holds the identity and the run's summary fields. The meta
+    /// as written, and the shard files.
+    fn finish(
+        &self,
+        sink: Self::Sink,
+        head: Value,
+        counts: &Counts,
+    ) -> Result<(Value, Vec<PathBuf>)>;
+}
+
+/// Where an [`Output`]'s tokens are written, in input order.
+trait Sink {
+    /// Appends tokens laid out in the dtype; a document starts at each of `doc_starts` (token
+    /// offsets into `bytes`).
+    fn write(&mut self, bytes: &[u8], doc_starts: &[u64]) -> Result<()>;
+    /// Complete pieces (shards) so far: a new one is checkpointed at once.
+    fn pieces(&self) -> usize {
+        0
+    }
+    /// Flushes and syncs what is written; the journal fields that describe it beyond the
+    /// position and the counts.
+    fn sync(&mut self) -> Result<Vec<(&'static str, Value)>>;
+}
+
+/// What every run's writing side keeps: the counts, where reading is, and the progress callback.
+struct Tally<'a> {
+    counts: Counts,
     position: Position,
     raw_done: u64,
-    head: Value,
-    journal: PathBuf,
-    last_checkpoint: Instant,
-    every: Duration,
-    progress: &'a mut dyn FnMut(&Progress) -> Result<()>,
     total: u64,
+    progress: &'a mut dyn FnMut(&Progress) -> Result<()>,
 }
 
-impl ShardHandler<'_> {
-    fn checkpoint(&mut self) -> Result<()> {
-        let state = self.writer.checkpoint()?;
-        let mut journal = self.head.clone();
-        if let Value::Object(map) = &mut journal {
-            map.insert("position".into(), output::position_json(&self.position));
-            map.insert("counts".into(), self.counts.to_json());
-            map.insert(
-                "done".into(),
-                Value::Array(self.writer.done().iter().map(ShardEntry::to_json).collect()),
-            );
-            map.insert(
-                "current".into(),
-                state.map_or(Value::Null, |s| {
-                    json!({"tokens": s.tokens, "doc_starts": s.doc_starts, "open_doc": s.open_doc})
-                }),
-            );
-        }
-        let data = serde_json::to_vec(&journal)
-            .map_err(|e| Error::InvalidArgument(format!("journal: {e}")))?;
-        output::write_atomic(&self.journal, &data)?;
-        self.last_checkpoint = Instant::now();
-        Ok(())
+impl Tally<'_> {
+    fn add(&mut self, done: pipeline::Done) {
+        self.counts.add(&done.encoded);
+        self.position = done.end;
+        self.raw_done = done.raw_done;
     }
 
     fn report(&mut self) -> Result<()> {
@@ -708,48 +515,123 @@ impl ShardHandler<'_> {
     }
 }
 
-impl pipeline::Handler for ShardHandler<'_> {
+struct CountHandler<'a> {
+    tally: Tally<'a>,
+}
+
+impl pipeline::Handler for CountHandler<'_> {
     fn done(&mut self, done: pipeline::Done) -> Result<()> {
-        let shards_before = self.writer.done().len();
-        self.writer
+        self.tally.add(done);
+        Ok(())
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        self.tally.report()
+    }
+}
+
+/// Writes results into a [`Sink`] and checkpoints them in the journal.
+struct WriteHandler<'a, S: Sink> {
+    sink: S,
+    tally: Tally<'a>,
+    /// The journal's fixed fields (identity, kind, version, inputs).
+    head: Value,
+    journal: PathBuf,
+    last_checkpoint: Instant,
+    every: Duration,
+    pieces: usize,
+}
+
+impl<S: Sink> WriteHandler<'_, S> {
+    /// Syncs the sink, then records how far it goes (atomically).
+    fn checkpoint(&mut self) -> Result<()> {
+        let extra = self.sink.sync()?;
+        let mut journal = self.head.clone();
+        if let Value::Object(map) = &mut journal {
+            map.insert(
+                "position".into(),
+                output::position_json(&self.tally.position),
+            );
+            map.insert("counts".into(), self.tally.counts.to_json());
+            for (key, value) in extra {
+                map.insert(key.into(), value);
+            }
+        }
+        let data = serde_json::to_vec(&journal)
+            .map_err(|e| Error::InvalidArgument(format!("journal: {e}")))?;
+        output::write_atomic(&self.journal, &data)?;
+        self.last_checkpoint = Instant::now();
+        self.pieces = self.sink.pieces();
+        Ok(())
+    }
+
+    /// `result`, after a checkpoint when it is an error (the work written so far stays
+    /// resumable; a failing disk may refuse even this).
+    fn keep<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            let _ = self.checkpoint();
+        }
+        result
+    }
+}
+
+impl<S: Sink> pipeline::Handler for WriteHandler<'_, S> {
+    fn done(&mut self, done: pipeline::Done) -> Result<()> {
+        self.sink
             .write(&done.encoded.bytes, &done.encoded.doc_starts)?;
-        self.counts.add(&done.encoded);
-        self.position = done.end;
-        self.raw_done = done.raw_done;
-        if self.writer.done().len() != shards_before || self.last_checkpoint.elapsed() >= self.every
-        {
+        self.tally.add(done);
+        if self.sink.pieces() != self.pieces || self.last_checkpoint.elapsed() >= self.every {
             self.checkpoint()?;
         }
         Ok(())
     }
 
     fn tick(&mut self) -> Result<()> {
-        self.report()
+        self.tally.report()
     }
 }
 
-fn shard_state_from_json(v: &Value) -> Option<shards::ShardState> {
-    if v.is_null() {
-        return Some(shards::ShardState::default());
+#[allow(clippy::too_many_arguments)]
+fn plan<'a>(
+    encoder: &'a Encoder,
+    settings: &'a Settings,
+    inputs: &'a [Input],
+    identities: &'a [source::Identity],
+    start: &'a Position,
+    raw_before: u64,
+    dtype: Option<Dtype>,
+    options: &RunOptions,
+) -> pipeline::Plan<'a> {
+    pipeline::Plan {
+        bpe: &encoder.bpe,
+        settings,
+        inputs,
+        identities,
+        start,
+        raw_before,
+        dtype,
+        threads: crate::parallel::effective_threads(options.threads, usize::MAX),
+        job_bytes: options.job_bytes.max(1),
+        cuttable: encoder.cuttable(),
     }
-    Some(shards::ShardState {
-        tokens: v.get("tokens")?.as_u64()?,
-        doc_starts: v
-            .get("doc_starts")?
-            .as_array()?
-            .iter()
-            .map(Value::as_u64)
-            .collect::<Option<Vec<u64>>>()?,
-        open_doc: match v.get("open_doc")? {
-            Value::Null => None,
-            other => Some(other.as_u64()?),
-        },
-    })
 }
 
-/// Tokenizes `inputs` into numbered shards next to `out` and their manifest (see
-/// [`shards`]); returns the manifest with a `"run"` entry.
-pub fn tokenize_shards(
+/// Tokenizes `inputs` into the token file `out` (plus `out.idx` and `out.json`).
+pub fn tokenize_files(
+    encoder: &Encoder,
+    inputs: &[Input],
+    out: &Path,
+    settings: &Settings,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&Progress) -> Result<()>,
+) -> Result<Written> {
+    let spec = ShardSpec::unsharded();
+    tokenize(encoder, inputs, out, settings, &spec, options, progress)
+}
+
+/// Tokenizes `inputs` into the token file `out`, or into numbered shards named after it and
+/// their manifest when `spec` asks for shards (see [`shards`]).
+pub fn tokenize(
     encoder: &Encoder,
     inputs: &[Input],
     out: &Path,
@@ -757,168 +639,146 @@ pub fn tokenize_shards(
     spec: &ShardSpec,
     options: &RunOptions,
     progress: &mut dyn FnMut(&Progress) -> Result<()>,
-) -> Result<Value> {
+) -> Result<Written> {
     let started = Instant::now();
     check_inputs(inputs, settings, encoder)?;
-    check_output_dir(out)?;
-    let dtype = encoder.dtype();
-    spec.check(out, dtype, encoder.bpe.max_token_value())?;
-    let names = shards::ShardNames::new(out);
+    check_output(out, inputs)?;
+    if spec.sharded() {
+        let output = shards::Sharded::new(out, spec.clone(), encoder)?;
+        drive(
+            &output, encoder, inputs, settings, options, progress, started,
+        )
+    } else {
+        let output = output::TokenFile::new(out, encoder.dtype());
+        drive(
+            &output, encoder, inputs, settings, options, progress, started,
+        )
+    }
+}
+
+/// The one way a tokenize run goes, whatever its [`Output`]: an up-to-date output is left as
+/// it is; else the run goes on from the journal of a stopped one when it may (or starts over
+/// and says why), checkpoints as it writes, and completes the output.
+fn drive<O: Output>(
+    output: &O,
+    encoder: &Encoder,
+    inputs: &[Input],
+    settings: &Settings,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&Progress) -> Result<()>,
+    started: Instant,
+) -> Result<Written> {
     let identities = source::identify(inputs)?;
     let described = output::describe_inputs(inputs, &identities);
-    let identity = shard_identity(encoder, settings, dtype, spec);
+    let identity = output.identity(encoder, settings);
     let total = total_bytes(&described);
-    let same_inputs = |v: &Value, key: &str| {
-        v.get(key).and_then(Value::as_array).is_some_and(|old| {
-            old.len() == described.len()
-                && old
-                    .iter()
-                    .zip(&described)
-                    .all(|(a, b)| output::same_input(Some(a), Some(b)))
-        })
-    };
     if options.resume {
-        if let Some(mut manifest) = output::read_json(&names.manifest()) {
-            let same = manifest.get("kind").and_then(Value::as_str) == Some(shards::MANIFEST_KIND)
-                && ["encoding", "settings", "dtype", "sharding"]
-                    .iter()
-                    .all(|k| manifest.get(k) == identity.get(k))
-                && same_inputs(&manifest, "inputs")
-                && manifest
-                    .get("shards")
-                    .and_then(|s| shards::entries_from_json(s, &names))
-                    .is_some();
-            if same {
-                let tokens = manifest
-                    .get("token_count")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                let documents = manifest
-                    .get("document_count")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                progress(&Progress {
-                    bytes_done: total,
-                    bytes_total: total,
-                    tokens,
-                    documents,
-                })?;
-                if let Value::Object(map) = &mut manifest {
-                    map.insert(
-                        "run".into(),
-                        json!({"up_to_date": true, "seconds": started.elapsed().as_secs_f64(),
-                               "resumed_bytes": total, "note": null}),
-                    );
-                }
-                return Ok(manifest);
-            }
+        if let Some((meta, shards)) = output.up_to_date(&identity, &described) {
+            let totals = Totals::of_meta(&meta);
+            progress(&Progress {
+                bytes_done: total,
+                bytes_total: total,
+                tokens: totals.tokens,
+                documents: totals.documents,
+            })?;
+            let run = Run {
+                up_to_date: true,
+                resumed_bytes: total,
+                seconds: started.elapsed().as_secs_f64(),
+                ..Run::default()
+            };
+            return Ok(Written {
+                path: output.path(),
+                meta,
+                shards,
+                totals,
+                run,
+            });
         }
     }
+    let (journal, kind) = output.journal();
     let mut note = None;
     let mut resume = None;
     if options.resume {
-        if let Some(journal) = output::read_json(&names.journal()) {
-            let point = output::resume_point(
-                &journal,
-                &names.journal(),
-                SHARD_JOURNAL_KIND,
-                &identity,
-                &described,
-            )
-            .and_then(|(position, counts)| {
-                let done = journal
-                    .get("done")
-                    .and_then(|d| shards::entries_from_json(d, &names))
-                    .ok_or("a shard it completed is missing or changed")?;
-                let state = journal
-                    .get("current")
-                    .and_then(shard_state_from_json)
-                    .ok_or("its state of the shard being written is damaged")?;
-                Ok((position, counts, done, state))
-            });
-            match point {
-                Ok(point) => resume = Some(point),
-                Err(why) => note = Some(format!("cannot resume the earlier run: {why}")),
+        match output::read_json(&journal) {
+            None => note = output.no_journal(),
+            Some(old) => {
+                let point = output::resume_point(&old, &journal, kind, &identity, &described)
+                    .and_then(|(position, counts)| {
+                        Ok((output.resumable(&old, &counts)?, position, counts))
+                    });
+                match point {
+                    Ok(point) => resume = Some(point),
+                    Err(why) => note = Some(format!("cannot resume the earlier run: {why}")),
+                }
             }
         }
     }
-    let (start_position, counts, writer) = match resume {
-        Some((position, counts, done, state)) => {
-            let writer = ShardWriter::resume(out, spec.clone(), dtype, done, Some(state));
-            match writer {
-                Ok(w) => (position, counts, w),
-                Err(error) => return Err(error),
-            }
-        }
+    let resumed = resume.is_some();
+    let (sink, position, counts) = match resume {
+        Some((state, position, counts)) => (output.open(Some(state), &counts)?, position, counts),
         None => {
-            remove_old_shards(&names)?;
-            let counts = output::Counts {
+            let counts = Counts {
                 per_file: vec![work::FileCount::default(); inputs.len()],
-                ..output::Counts::default()
+                ..Counts::default()
             };
-            (
-                Position::default(),
-                counts,
-                ShardWriter::create(out, spec.clone(), dtype)?,
-            )
+            (output.open(None, &counts)?, Position::default(), counts)
         }
     };
-    let resumed = counts.tokens > 0 || start_position != Position::default();
-    let resumed_text_bytes = counts.text_bytes;
     let raw_before: u64 = described
         .iter()
-        .take(start_position.file)
+        .take(position.file)
         .filter_map(|v| v.get("bytes").and_then(Value::as_u64))
         .sum();
     let resumed_bytes = raw_before
-        + start_position.offset.min(
+        + position.offset.min(
             described
-                .get(start_position.file)
+                .get(position.file)
                 .and_then(|v| v.get("bytes").and_then(Value::as_u64))
                 .unwrap_or(0),
         );
+    let resumed_text_bytes = counts.text_bytes;
     let mut head = identity.clone();
     if let Value::Object(map) = &mut head {
-        map.insert("kind".into(), SHARD_JOURNAL_KIND.into());
+        map.insert("kind".into(), kind.into());
         map.insert("version".into(), 1.into());
         map.insert("inputs".into(), Value::Array(described.clone()));
     }
-    let mut handler = ShardHandler {
-        writer,
-        counts,
-        position: start_position.clone(),
-        raw_done: raw_before,
+    let pieces = sink.pieces();
+    let start = position.clone();
+    let mut handler = WriteHandler {
+        sink,
+        tally: Tally {
+            counts,
+            position,
+            raw_done: raw_before,
+            total,
+            progress,
+        },
         head,
-        journal: names.journal(),
+        journal,
         last_checkpoint: Instant::now(),
         every: options.checkpoint_every,
-        progress,
-        total,
+        pieces,
     };
     handler.checkpoint()?;
-    let plan = pipeline::Plan {
-        bpe: &encoder.bpe,
+    let plan = plan(
+        encoder,
         settings,
         inputs,
-        identities: &identities,
-        start: &start_position,
+        &identities,
+        &start,
         raw_before,
-        dtype: Some(dtype),
-        threads: crate::parallel::effective_threads(options.threads, usize::MAX),
-        job_bytes: options.job_bytes.max(1),
-        cuttable: encoder.cuttable(),
-    };
-    if let Err(error) = pipeline::run(&plan, &mut handler) {
-        let _ = handler.checkpoint();
-        return Err(error);
-    }
-    handler.raw_done = total;
-    if let Err(error) = handler.report() {
-        let _ = handler.checkpoint();
-        return Err(error);
-    }
-    let counts = handler.counts.clone();
-    let entries = handler.writer.finish()?;
+        Some(encoder.dtype()),
+        options,
+    );
+    let ran = pipeline::run(&plan, &mut handler);
+    handler.keep(ran)?;
+    handler.tally.raw_done = total;
+    let reported = handler.tally.report();
+    handler.keep(reported)?;
+    let WriteHandler { sink, tally, .. } = handler;
+    let counts = tally.counts;
     let mut head = identity;
     if let Value::Object(map) = &mut head {
         map.insert(
@@ -934,28 +794,90 @@ pub fn tokenize_shards(
         );
         map.insert("fastllm_version".into(), env!("CARGO_PKG_VERSION").into());
     }
-    let mut manifest = shards::manifest(&head, spec, dtype, &entries);
-    write_manifest(&names.manifest(), &manifest)?;
-    let _ = std::fs::remove_file(names.journal());
-    if let Value::Object(map) = &mut manifest {
-        map.insert(
-            "run".into(),
-            json!({
-                "up_to_date": false,
-                "resumed": resumed,
-                "resumed_bytes": if resumed { resumed_bytes } else { 0 },
-                "resumed_text_bytes": resumed_text_bytes,
-                "seconds": started.elapsed().as_secs_f64(),
-                "note": note,
-            }),
-        );
-    }
-    Ok(manifest)
+    let (meta, shards) = output.finish(sink, head, &counts)?;
+    let run = Run {
+        up_to_date: false,
+        resumed,
+        resumed_bytes: if resumed { resumed_bytes } else { 0 },
+        resumed_text_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        note,
+    };
+    Ok(Written {
+        path: output.path(),
+        totals: Totals::of_meta(&meta),
+        meta,
+        shards,
+        run,
+    })
 }
 
-/// Writes a shard manifest atomically.
-pub fn write_manifest(path: &Path, manifest: &Value) -> Result<()> {
-    let data = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| Error::InvalidArgument(format!("manifest: {e}")))?;
-    output::write_atomic(path, &data)
+/// Counts the tokens of `inputs` (per file and in total) without writing them.
+pub fn count_files(
+    encoder: &Encoder,
+    inputs: &[Input],
+    settings: &Settings,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&Progress) -> Result<()>,
+) -> Result<Counted> {
+    let started = Instant::now();
+    check_inputs(inputs, settings, encoder)?;
+    let identities = source::identify(inputs)?;
+    let total = identities.iter().map(|id| id.size).sum();
+    let mut handler = CountHandler {
+        tally: Tally {
+            counts: Counts {
+                per_file: vec![work::FileCount::default(); inputs.len()],
+                ..Counts::default()
+            },
+            position: Position::default(),
+            raw_done: 0,
+            total,
+            progress,
+        },
+    };
+    let start = Position::default();
+    let plan = plan(
+        encoder,
+        settings,
+        inputs,
+        &identities,
+        &start,
+        0,
+        None,
+        options,
+    );
+    pipeline::run(&plan, &mut handler)?;
+    handler.tally.raw_done = total;
+    handler.tally.report()?;
+    let counts = handler.tally.counts;
+    let files = inputs
+        .iter()
+        .zip(&identities)
+        .zip(&counts.per_file)
+        .map(|((input, id), &count)| FileTotal {
+            path: input.path.clone(),
+            format: input.format,
+            bytes: id.size,
+            count,
+        })
+        .collect();
+    Ok(Counted {
+        totals: Totals {
+            tokens: counts.tokens,
+            documents: counts.documents,
+            files: inputs.len(),
+            input_bytes: total,
+            text_bytes: counts.text_bytes,
+            replaced: counts.replaced,
+        },
+        files,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Each input with its identity (size, mtime, sha256 of head and tail), as sidecars and
+/// manifests list it; for callers that write the output themselves (the Ray driver).
+pub fn describe_inputs(inputs: &[Input]) -> Result<Vec<Value>> {
+    Ok(output::describe_inputs(inputs, &source::identify(inputs)?))
 }

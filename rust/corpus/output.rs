@@ -7,12 +7,16 @@
 //! to `OUT` and `OUT.idx`, and writes `OUT.json` last. A rerun with the same encoding and
 //! settings whose inputs up to the checkpoint are unchanged (path, size, mtime) truncates the
 //! partial files to the checkpoint and reads on from there.
+//!
+//! [`TokenFile`] is this output for the run driver (`super::drive`), which owns the journal
+//! and the counts; [`Writer`] only writes and syncs the two partial files (a helper thread
+//! syncs the token file every 16 MiB so the checkpoint's sync waits for little). The journal,
+//! input identity and atomic-write helpers here serve the sharded output too.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -28,13 +32,15 @@ const SYNC_EVERY: u64 = 16 << 20;
 const JOURNAL_KIND: &str = "fastllm-tokenize-journal";
 const VERSION: u64 = 1;
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+/// `path` with `suffix` appended to its file name.
+pub(super) fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name: OsString = path.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
 }
 
 /// The files of one output.
+#[derive(Clone, Debug)]
 pub struct Paths {
     pub bin: PathBuf,
     pub idx: PathBuf,
@@ -208,79 +214,28 @@ pub(super) fn position_from_json(v: &Value) -> Option<Position> {
     })
 }
 
-/// How a run starts.
-pub enum Start {
-    /// `OUT.json` describes the same inputs, encoding and settings: nothing to do.
-    UpToDate(Value),
-    /// Reuse the partial output up to this checkpoint.
-    Resume(Position, Counts),
-    /// From the beginning; the reason when earlier work exists but cannot be reused.
-    Fresh(Option<String>),
-}
-
 pub(super) fn read_json(path: &Path) -> Option<Value> {
     let data = fs::read(path).ok()?;
     serde_json::from_slice(&data).ok()
 }
 
-/// Decides how a run writing `paths` starts.
-pub fn plan_start(
-    paths: &Paths,
-    identity: &Value,
-    inputs: &[Value],
-    resume: bool,
-    itemsize: u64,
-) -> Start {
-    if let Some(meta) = resume.then(|| read_json(&paths.meta)).flatten() {
-        let same = meta.get("kind").and_then(Value::as_str) == Some(SIDECAR_KIND)
-            && ["encoding", "settings", "dtype"]
-                .iter()
-                .all(|k| meta.get(k) == identity.get(k))
-            && meta
-                .get("inputs")
-                .and_then(Value::as_array)
-                .is_some_and(|old| {
-                    old.len() == inputs.len()
-                        && old
-                            .iter()
-                            .zip(inputs)
-                            .all(|(a, b)| same_input(Some(a), Some(b)))
-                });
-        let tokens = meta.get("token_count").and_then(Value::as_u64);
-        let docs = meta.get("document_count").and_then(Value::as_u64);
-        if let (true, Some(tokens), Some(docs)) = (same, tokens, docs) {
-            if file_len(&paths.bin) == Some(tokens * itemsize)
-                && file_len(&paths.idx) == Some((docs + 1) * 8)
-            {
-                return Start::UpToDate(meta);
-            }
-        }
-    }
-    if !resume {
-        return Start::Fresh(None);
-    }
-    let Some(journal) = read_json(&paths.journal) else {
-        return Start::Fresh(paths.partial_bin.exists().then(|| {
-            format!(
-                "{} has no journal (the run was stopped before its first checkpoint)",
-                paths.partial_bin.display()
-            )
-        }));
-    };
-    let cannot = |why: String| Start::Fresh(Some(format!("cannot resume the earlier run: {why}")));
-    let (position, counts) =
-        match resume_point(&journal, &paths.journal, JOURNAL_KIND, identity, inputs) {
-            Ok(point) => point,
-            Err(why) => return cannot(why),
-        };
-    let need_bin = counts.tokens * itemsize;
-    let need_idx = counts.documents * 8;
-    if file_len(&paths.partial_bin).unwrap_or(0) < need_bin
-        || file_len(&paths.partial_idx).unwrap_or(0) < need_idx
-    {
-        return cannot("the partial files are shorter than its last checkpoint".into());
-    }
-    Start::Resume(position, counts)
+/// Whether `meta` (a sidecar or manifest of `kind`) records a run of this `identity` (every
+/// field of it equal) over these `inputs` (each the same file as then).
+pub(super) fn same_run(meta: &Value, kind: &str, identity: &Value, inputs: &[Value]) -> bool {
+    meta.get("kind").and_then(Value::as_str) == Some(kind)
+        && identity
+            .as_object()
+            .is_some_and(|fields| fields.iter().all(|(k, v)| meta.get(k) == Some(v)))
+        && meta
+            .get("inputs")
+            .and_then(Value::as_array)
+            .is_some_and(|old| {
+                old.len() == inputs.len()
+                    && old
+                        .iter()
+                        .zip(inputs)
+                        .all(|(a, b)| same_input(Some(a), Some(b)))
+            })
 }
 
 /// Where a journal of `kind` says its run got to, if this run (`identity`, `inputs`) may go on
@@ -345,18 +300,122 @@ pub fn resume_point(
     Ok((position, counts))
 }
 
-/// Writes tokens and document starts in order, with checkpoints.
+/// The single token file `OUT`, its index and sidecar: one of the run driver's outputs
+/// ([`super::Output`]; the other is [`super::shards::Sharded`]).
+pub struct TokenFile {
+    paths: Paths,
+    dtype: Dtype,
+}
+
+impl TokenFile {
+    pub fn new(out: &Path, dtype: Dtype) -> Self {
+        TokenFile {
+            paths: Paths::new(out),
+            dtype,
+        }
+    }
+}
+
+impl super::Output for TokenFile {
+    type Sink = Writer;
+    type Resume = ();
+
+    fn path(&self) -> PathBuf {
+        self.paths.bin.clone()
+    }
+
+    fn identity(&self, encoder: &Encoder, settings: &Settings) -> Value {
+        identity(encoder, settings, self.dtype)
+    }
+
+    fn journal(&self) -> (PathBuf, &'static str) {
+        (self.paths.journal.clone(), JOURNAL_KIND)
+    }
+
+    fn up_to_date(&self, identity: &Value, inputs: &[Value]) -> Option<(Value, Vec<PathBuf>)> {
+        let meta = read_json(&self.paths.meta)?;
+        if !same_run(&meta, SIDECAR_KIND, identity, inputs) {
+            return None;
+        }
+        let tokens = meta.get("token_count").and_then(Value::as_u64)?;
+        let docs = meta.get("document_count").and_then(Value::as_u64)?;
+        let complete = file_len(&self.paths.bin) == Some(tokens * self.dtype.itemsize())
+            && file_len(&self.paths.idx) == Some((docs + 1) * 8);
+        complete.then(|| (meta, Vec::new()))
+    }
+
+    fn no_journal(&self) -> Option<String> {
+        self.paths.partial_bin.exists().then(|| {
+            format!(
+                "{} has no journal (the run was stopped before its first checkpoint)",
+                self.paths.partial_bin.display()
+            )
+        })
+    }
+
+    fn resumable(&self, _journal: &Value, counts: &Counts) -> std::result::Result<(), String> {
+        let need_bin = counts.tokens * self.dtype.itemsize();
+        let need_idx = counts.documents * 8;
+        if file_len(&self.paths.partial_bin).unwrap_or(0) < need_bin
+            || file_len(&self.paths.partial_idx).unwrap_or(0) < need_idx
+        {
+            return Err("the partial files are shorter than its last checkpoint".into());
+        }
+        Ok(())
+    }
+
+    fn open(&self, resume: Option<()>, counts: &Counts) -> Result<Writer> {
+        if resume.is_none() {
+            remove_partials(&self.paths)?;
+        }
+        Writer::open(
+            self.paths.clone(),
+            self.dtype,
+            counts.tokens,
+            counts.documents,
+        )
+    }
+
+    fn finish(
+        &self,
+        writer: Writer,
+        mut sidecar: Value,
+        counts: &Counts,
+    ) -> Result<(Value, Vec<PathBuf>)> {
+        let file_name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        if let Value::Object(map) = &mut sidecar {
+            map.insert("kind".into(), SIDECAR_KIND.into());
+            map.insert("version".into(), VERSION.into());
+            map.insert("token_file".into(), file_name(&self.paths.bin).into());
+            map.insert("token_count".into(), counts.tokens.into());
+            map.insert("document_count".into(), counts.documents.into());
+            map.insert(
+                "index".into(),
+                json!({
+                    "file": file_name(&self.paths.idx),
+                    "dtype": "uint64",
+                    "entries": counts.documents + 1,
+                    "meaning": "token offset where each document starts, then the token count: \
+                                document i is tokens[index[i]:index[i + 1]]",
+                }),
+            );
+        }
+        writer.finish(&sidecar)?;
+        Ok((sidecar, Vec::new()))
+    }
+}
+
+/// Writes tokens and document starts in order into the partial files of a [`TokenFile`].
 pub struct Writer {
     paths: Paths,
     bin: File,
     idx: BufWriter<File>,
     itemsize: u64,
-    pub counts: Counts,
-    pub position: Position,
-    pub raw_done: u64,
-    journal_head: Value,
-    last_checkpoint: Instant,
-    every: Duration,
+    tokens: u64,
     /// A thread syncing the token file while encoding goes on, so the syncs that must wait
     /// (checkpoints, the end) find little left to write.
     syncing: Option<std::thread::JoinHandle<()>>,
@@ -364,25 +423,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Opens the partial files: empty, or truncated to the checkpoint when resuming.
-    pub fn open(
-        paths: Paths,
-        identity: &Value,
-        inputs: &[Value],
-        dtype: Dtype,
-        every: Duration,
-        resume: Option<(Position, Counts)>,
-    ) -> Result<Self> {
+    /// Opens the partial files, truncated to `tokens` tokens and `documents` index entries (0
+    /// for a fresh run, the checkpoint's counts when resuming).
+    fn open(paths: Paths, dtype: Dtype, tokens: u64, documents: u64) -> Result<Self> {
         let itemsize = dtype.itemsize();
-        let (position, counts) = resume.unwrap_or_else(|| {
-            (
-                Position::default(),
-                Counts {
-                    per_file: vec![FileCount::default(); inputs.len()],
-                    ..Counts::default()
-                },
-            )
-        });
         let open = |path: &Path, len: u64| -> Result<File> {
             let mut file = OpenOptions::new()
                 .create(true)
@@ -395,50 +439,17 @@ impl Writer {
                 .map_err(|e| write_error(path, &e))?;
             Ok(file)
         };
-        let bin = open(&paths.partial_bin, counts.tokens * itemsize)?;
-        let idx = open(&paths.partial_idx, counts.documents * 8)?;
-        let mut head = identity.clone();
-        if let Value::Object(map) = &mut head {
-            map.insert("kind".into(), JOURNAL_KIND.into());
-            map.insert("version".into(), VERSION.into());
-            map.insert("inputs".into(), Value::Array(inputs.to_vec()));
-        }
-        let mut writer = Writer {
+        let bin = open(&paths.partial_bin, tokens * itemsize)?;
+        let idx = open(&paths.partial_idx, documents * 8)?;
+        Ok(Writer {
             paths,
             bin,
             idx: BufWriter::with_capacity(64 << 10, idx),
             itemsize,
-            counts,
-            position,
-            raw_done: 0,
-            journal_head: head,
-            last_checkpoint: Instant::now(),
-            every,
+            tokens,
             syncing: None,
             unsynced: 0,
-        };
-        writer.checkpoint()?;
-        Ok(writer)
-    }
-
-    pub fn write(&mut self, encoded: &super::work::Encoded, end: &Position) -> Result<()> {
-        self.bin
-            .write_all(&encoded.bytes)
-            .map_err(|e| write_error(&self.paths.partial_bin, &e))?;
-        for &start in &encoded.doc_starts {
-            self.idx
-                .write_all(&(self.counts.tokens + start).to_le_bytes())
-                .map_err(|e| write_error(&self.paths.partial_idx, &e))?;
-        }
-        self.counts.add(encoded);
-        self.position = end.clone();
-        self.unsynced += encoded.bytes.len() as u64;
-        if self.last_checkpoint.elapsed() >= self.every {
-            self.checkpoint()?;
-        } else if self.unsynced >= SYNC_EVERY {
-            self.sync_in_background();
-        }
-        Ok(())
+        })
     }
 
     /// Starts writing the token file's dirty pages to disk on another thread (errors are left
@@ -462,36 +473,10 @@ impl Writer {
         }
     }
 
-    /// Flushes and syncs the partial files, then records how far they go.
-    pub fn checkpoint(&mut self) -> Result<()> {
-        self.wait_for_sync();
-        self.unsynced = 0;
-        self.idx
-            .flush()
-            .map_err(|e| write_error(&self.paths.partial_idx, &e))?;
-        self.idx
-            .get_ref()
-            .sync_data()
-            .map_err(|e| write_error(&self.paths.partial_idx, &e))?;
-        self.bin
-            .sync_data()
-            .map_err(|e| write_error(&self.paths.partial_bin, &e))?;
-        let mut journal = self.journal_head.clone();
-        if let Value::Object(map) = &mut journal {
-            map.insert("position".into(), position_json(&self.position));
-            map.insert("counts".into(), self.counts.to_json());
-        }
-        let data = serde_json::to_vec(&journal)
-            .map_err(|e| Error::InvalidArgument(format!("journal: {e}")))?;
-        write_atomic(&self.paths.journal, &data)?;
-        self.last_checkpoint = Instant::now();
-        Ok(())
-    }
-
     /// Completes the output: final index entry, sync, renames, and the sidecar last.
-    pub fn finish(mut self, sidecar: &Value) -> Result<()> {
+    fn finish(mut self, sidecar: &Value) -> Result<()> {
         self.wait_for_sync();
-        let end = self.counts.tokens.to_le_bytes();
+        let end = self.tokens.to_le_bytes();
         self.idx
             .write_all(&end)
             .and_then(|()| self.idx.flush())
@@ -500,7 +485,7 @@ impl Writer {
         self.bin
             .sync_all()
             .map_err(|e| write_error(&self.paths.partial_bin, &e))?;
-        let expected = self.counts.tokens * self.itemsize;
+        let expected = self.tokens * self.itemsize;
         let actual = file_len(&self.paths.partial_bin).unwrap_or(0);
         if actual != expected {
             return Err(Error::Write {
@@ -536,18 +521,45 @@ impl Writer {
         fs::rename(&p.partial_idx, &p.idx).map_err(|e| write_error(&p.idx, &e))?;
         fs::rename(&meta_tmp, &p.meta).map_err(|e| write_error(&p.meta, &e))?;
         fs::rename(&p.partial_bin, &p.bin).map_err(|e| write_error(&p.bin, &e))?;
-        if let Some(dir) = p.bin.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
+        sync_dir(&p.bin);
         let _ = fs::remove_file(&p.journal);
         Ok(())
+    }
+}
+
+impl super::Sink for Writer {
+    fn write(&mut self, bytes: &[u8], doc_starts: &[u64]) -> Result<()> {
+        self.bin
+            .write_all(bytes)
+            .map_err(|e| write_error(&self.paths.partial_bin, &e))?;
+        for &start in doc_starts {
+            self.idx
+                .write_all(&(self.tokens + start).to_le_bytes())
+                .map_err(|e| write_error(&self.paths.partial_idx, &e))?;
+        }
+        self.tokens += bytes.len() as u64 / self.itemsize;
+        self.unsynced += bytes.len() as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.sync_in_background();
+        }
+        Ok(())
+    }
+
+    /// Flushes and syncs the partial files; the journal needs nothing more than the counts.
+    fn sync(&mut self) -> Result<Vec<(&'static str, Value)>> {
+        self.wait_for_sync();
+        self.unsynced = 0;
+        self.idx
+            .flush()
+            .map_err(|e| write_error(&self.paths.partial_idx, &e))?;
+        self.idx
+            .get_ref()
+            .sync_data()
+            .map_err(|e| write_error(&self.paths.partial_idx, &e))?;
+        self.bin
+            .sync_data()
+            .map_err(|e| write_error(&self.paths.partial_bin, &e))?;
+        Ok(Vec::new())
     }
 }
 
@@ -557,15 +569,35 @@ impl Drop for Writer {
     }
 }
 
+/// Makes the renames in `path`'s directory durable (best effort).
+pub(super) fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
 /// Removes what an earlier run left (partial files, journal), when not resuming from them, and
 /// a token file without its sidecar (an orphan of an older fastllm that would only take space).
-pub fn remove_partials(paths: &Paths) -> Result<()> {
+fn remove_partials(paths: &Paths) -> Result<()> {
     let orphan = !paths.meta.exists() && paths.idx.exists();
     let mut doomed = vec![&paths.partial_bin, &paths.partial_idx, &paths.journal];
     if orphan {
         doomed.extend([&paths.bin, &paths.idx]);
     }
-    for path in doomed {
+    remove_files(doomed)
+}
+
+/// Removes `paths` (those already gone are fine).
+pub(super) fn remove_files<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Result<()> {
+    for path in paths {
+        let path = path.as_ref();
         match fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -23,6 +23,11 @@
 //! hashed, its index is written and synced, and only then is it renamed into place (index first,
 //! token file last: a token file under its final name always has its index). The manifest is
 //! written last, when every shard is complete.
+//!
+//! Design notes: [`Sharded`] is this output for the run driver (`super::drive`, shared with the
+//! single token file), [`ShardWriter`] its sink; the journal (`NAME.manifest.partial.json`)
+//! adds the complete shards and the state of the open one to the driver's position and counts.
+//! The sizes are checked here once (`ShardSpec::check`, `bad_size`); the bindings only convert.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -31,11 +36,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{py_repr, Error, Result};
 use crate::vocab::Rank;
 
-use super::output::write_error;
-use super::Dtype;
+use super::output::{self, sync_dir, with_suffix, write_error, Counts};
+use super::{Dtype, Encoder, Settings};
 
 /// llm.c's header: 256 int32.
 pub const LLMC_HEADER_BYTES: u64 = 256 * 4;
@@ -60,7 +65,8 @@ impl Layout {
             "flat" => Ok(Layout::Flat),
             "llmc" => Ok(Layout::Llmc),
             other => Err(Error::InvalidArgument(format!(
-                "layout must be 'flat' or 'llmc', got {other:?}"
+                "layout must be one of 'flat', 'llmc', got {}",
+                py_repr(other)
             ))),
         }
     }
@@ -90,7 +96,29 @@ pub struct ShardSpec {
     pub val_tokens: Option<u64>,
 }
 
+/// The error for a shard size `name` that is not a whole number of tokens >= 1 (`shown` as
+/// given): the one text, for the core's check and the bindings' conversion.
+pub fn bad_size(name: &str, shown: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{name} must be a whole number of tokens >= 1 (a shard holds whole tokens), got {shown}"
+    ))
+}
+
 impl ShardSpec {
+    /// No shards: one flat token file.
+    pub fn unsharded() -> Self {
+        ShardSpec {
+            layout: Layout::Flat,
+            shard_tokens: None,
+            val_tokens: None,
+        }
+    }
+
+    /// Whether this spec asks for shards at all (else: one flat token file).
+    pub fn sharded(&self) -> bool {
+        self.layout != Layout::Flat || self.shard_tokens.is_some() || self.val_tokens.is_some()
+    }
+
     /// Checks the sizes against the layout and dtype; `out` names the output in messages.
     pub fn check(&self, out: &Path, dtype: Dtype, max_token: Rank) -> Result<()> {
         let bad = |what: String| Error::InvalidArgument(format!("{}: {what}", out.display()));
@@ -99,9 +127,7 @@ impl ShardSpec {
             ("val_tokens", self.val_tokens),
         ] {
             if value == Some(0) {
-                return Err(bad(format!(
-                    "{name} must be at least 1 token, got 0 (a shard holds whole tokens)"
-                )));
+                return Err(bad(bad_size(name, "0").to_string()));
             }
             if self.layout == Layout::Llmc && value.is_some_and(|v| v > i32::MAX as u64) {
                 return Err(bad(format!(
@@ -200,12 +226,6 @@ impl ShardNames {
         self.dir
             .join(format!("{}.manifest.partial.json", self.prefix))
     }
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// The index file of a shard.
@@ -636,6 +656,51 @@ pub fn manifest(head: &Value, spec: &ShardSpec, dtype: Dtype, shards: &[ShardEnt
     m
 }
 
+/// Whether a writer may go on from a checkpoint (`done`, then the shard being written at
+/// `state`): each complete shard still has its size and sha256 and its index, and the partial
+/// file of the shard being written holds at least `state`'s tokens (a checkpoint taken just
+/// before that shard was completed and renamed is refused, never zero-filled). Returns that
+/// partial file, else the reason. Used by callers resuming a [`ShardWriter`] of their own (the
+/// Ray driver).
+pub fn check_resumable(
+    names: &ShardNames,
+    spec: &ShardSpec,
+    dtype: Dtype,
+    done: &[ShardEntry],
+    state: &ShardState,
+) -> std::result::Result<PathBuf, String> {
+    for entry in done {
+        let name = entry.path.display();
+        let mut file = File::open(&entry.path).map_err(|e| format!("{name}: {e}"))?;
+        let same = file.metadata().is_ok_and(|m| m.len() == entry.bytes)
+            && sha256_of(&mut file).is_ok_and(|sha| sha == entry.sha256);
+        if !same {
+            return Err(format!("the complete shard {name} failed its checksum"));
+        }
+        if !index_of(&entry.path).is_file() {
+            return Err(format!("the index of the complete shard {name} is missing"));
+        }
+    }
+    let index = done.len();
+    let partial = with_suffix(&names.shard(index, spec.split(index)), ".partial");
+    let needed = spec.layout.header_bytes() + state.tokens * dtype.itemsize();
+    let have = fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    if (state.tokens > 0 || !state.doc_starts.is_empty()) && have < needed {
+        return Err(format!(
+            "{} holds {have} bytes, fewer than the {needed} its checkpoint wrote",
+            partial.display()
+        ));
+    }
+    Ok(partial)
+}
+
+impl ShardState {
+    /// The state as a journal keeps it (read back by [`state_from_json`]).
+    pub fn to_json(&self) -> Value {
+        json!({"tokens": self.tokens, "doc_starts": self.doc_starts, "open_doc": self.open_doc})
+    }
+}
+
 /// The complete shards a journal or manifest lists, if each still has its size.
 pub fn entries_from_json(v: &Value, names: &ShardNames) -> Option<Vec<ShardEntry>> {
     let list = v.as_array()?;
@@ -701,20 +766,6 @@ fn write_index(path: &Path, starts: &[u64], tokens: u64) -> Result<()> {
     })
 }
 
-/// Makes the renames in `path`'s directory durable (best effort).
-fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-}
-
 /// Tokens of `tokens` (ids) laid out in `dtype`, or the first id that does not fit.
 pub fn lay_out(tokens: &[Rank], dtype: Dtype, out: &mut Vec<u8>) -> std::result::Result<(), Rank> {
     match dtype {
@@ -733,4 +784,197 @@ pub fn lay_out(tokens: &[Rank], dtype: Dtype, out: &mut Vec<u8>) -> std::result:
         }
     }
     Ok(())
+}
+
+const JOURNAL_KIND: &str = "fastllm-shards-journal";
+
+/// What must match for a rerun of a sharded output to reuse work.
+pub fn shard_identity(
+    encoder: &Encoder,
+    settings: &Settings,
+    dtype: Dtype,
+    spec: &ShardSpec,
+) -> Value {
+    let mut v = output::identity(encoder, settings, dtype);
+    if let Value::Object(map) = &mut v {
+        map.insert(
+            "sharding".into(),
+            json!({
+                "layout": spec.layout.name(),
+                "shard_tokens": spec.shard_tokens,
+                "val_tokens": spec.val_tokens,
+            }),
+        );
+    }
+    v
+}
+
+/// Writes a shard manifest atomically.
+pub fn write_manifest(path: &Path, manifest: &Value) -> Result<()> {
+    let data = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| Error::InvalidArgument(format!("manifest: {e}")))?;
+    output::write_atomic(path, &data)
+}
+
+/// Removes what an earlier sharded run left under the names of `names` (partial shards, the
+/// journal, and the shards an old manifest or journal lists), before starting over.
+fn remove_old_shards(names: &ShardNames) -> Result<()> {
+    let mut doomed = vec![names.journal(), names.manifest()];
+    for (listing, key) in [(names.manifest(), "shards"), (names.journal(), "done")] {
+        if let Some(v) = output::read_json(&listing) {
+            for (i, item) in v
+                .get(key)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let split = item.get("split").and_then(Value::as_str).unwrap_or("train");
+                let path = names.shard(i, split);
+                doomed.push(index_of(&path));
+                doomed.push(path);
+            }
+        }
+    }
+    doomed.extend(names.partials());
+    output::remove_files(doomed)
+}
+
+/// The shard being written, as a journal keeps it ([`ShardState::to_json`]); null: none.
+pub fn state_from_json(v: &Value) -> Option<ShardState> {
+    if v.is_null() {
+        return Some(ShardState::default());
+    }
+    Some(ShardState {
+        tokens: v.get("tokens")?.as_u64()?,
+        doc_starts: v
+            .get("doc_starts")?
+            .as_array()?
+            .iter()
+            .map(Value::as_u64)
+            .collect::<Option<Vec<u64>>>()?,
+        open_doc: match v.get("open_doc")? {
+            Value::Null => None,
+            other => Some(other.as_u64()?),
+        },
+    })
+}
+
+/// Numbered shards and their manifest, as one of the run driver's outputs
+/// ([`super::Output`]; the other is [`super::output::TokenFile`]).
+pub struct Sharded {
+    out: PathBuf,
+    names: ShardNames,
+    spec: ShardSpec,
+    dtype: Dtype,
+}
+
+impl Sharded {
+    /// The shards of `out` for `encoder`'s tokens; checks `spec` against its dtype.
+    pub fn new(out: &Path, spec: ShardSpec, encoder: &Encoder) -> Result<Self> {
+        let dtype = encoder.dtype();
+        spec.check(out, dtype, encoder.core().max_token_value())?;
+        Ok(Sharded {
+            out: out.to_path_buf(),
+            names: ShardNames::new(out),
+            spec,
+            dtype,
+        })
+    }
+}
+
+impl super::Output for Sharded {
+    type Sink = ShardWriter;
+    /// The complete shards, and the state of the one being written.
+    type Resume = (Vec<ShardEntry>, ShardState);
+
+    fn path(&self) -> PathBuf {
+        self.names.manifest()
+    }
+
+    fn identity(&self, encoder: &Encoder, settings: &Settings) -> Value {
+        shard_identity(encoder, settings, self.dtype, &self.spec)
+    }
+
+    fn journal(&self) -> (PathBuf, &'static str) {
+        (self.names.journal(), JOURNAL_KIND)
+    }
+
+    fn up_to_date(&self, identity: &Value, inputs: &[Value]) -> Option<(Value, Vec<PathBuf>)> {
+        let manifest = output::read_json(&self.names.manifest())?;
+        if !output::same_run(&manifest, MANIFEST_KIND, identity, inputs) {
+            return None;
+        }
+        let entries = entries_from_json(manifest.get("shards")?, &self.names)?;
+        Some((manifest, entries.into_iter().map(|e| e.path).collect()))
+    }
+
+    fn resumable(
+        &self,
+        journal: &Value,
+        _counts: &Counts,
+    ) -> std::result::Result<Self::Resume, String> {
+        let done = journal
+            .get("done")
+            .and_then(|d| entries_from_json(d, &self.names))
+            .ok_or("a shard it completed is missing or changed")?;
+        let state = journal
+            .get("current")
+            .and_then(state_from_json)
+            .ok_or("its state of the shard being written is damaged")?;
+        Ok((done, state))
+    }
+
+    fn open(&self, resume: Option<Self::Resume>, _counts: &Counts) -> Result<ShardWriter> {
+        match resume {
+            Some((done, state)) => {
+                ShardWriter::resume(&self.out, self.spec.clone(), self.dtype, done, Some(state))
+            }
+            None => {
+                remove_old_shards(&self.names)?;
+                ShardWriter::create(&self.out, self.spec.clone(), self.dtype)
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        writer: ShardWriter,
+        head: Value,
+        _counts: &Counts,
+    ) -> Result<(Value, Vec<PathBuf>)> {
+        let entries = writer.finish()?;
+        let manifest = manifest(&head, &self.spec, self.dtype, &entries);
+        write_manifest(&self.names.manifest(), &manifest)?;
+        let _ = fs::remove_file(self.names.journal());
+        Ok((manifest, entries.into_iter().map(|e| e.path).collect()))
+    }
+}
+
+impl super::Sink for ShardWriter {
+    fn write(&mut self, bytes: &[u8], doc_starts: &[u64]) -> Result<()> {
+        ShardWriter::write(self, bytes, doc_starts)
+    }
+
+    fn pieces(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Syncs the shard being written; the journal lists the complete shards and that one's
+    /// state.
+    fn sync(&mut self) -> Result<Vec<(&'static str, Value)>> {
+        let state = self.checkpoint()?;
+        Ok(vec![
+            (
+                "done",
+                Value::Array(self.done.iter().map(ShardEntry::to_json).collect()),
+            ),
+            (
+                "current",
+                state.map_or(Value::Null, |s| {
+                    json!({"tokens": s.tokens, "doc_starts": s.doc_starts, "open_doc": s.open_doc})
+                }),
+            ),
+        ])
+    }
 }

@@ -192,11 +192,11 @@ fn tokens_equal_encode_ordinary_per_document() -> TestResult {
             "threads {threads} job {job_bytes}"
         );
         assert_eq!(read_u64(&Paths::new(&out).idx)?, want_starts);
-        assert_eq!(meta["token_count"], want_tokens.len() as u64);
-        assert_eq!(meta["document_count"], docs.len() as u64);
-        assert_eq!(meta["dtype"], "uint16");
+        assert_eq!(meta.meta["token_count"], want_tokens.len() as u64);
+        assert_eq!(meta.meta["document_count"], docs.len() as u64);
+        assert_eq!(meta.meta["dtype"], "uint16");
         let on_disk: Value = serde_json::from_slice(&fs::read(Paths::new(&out).meta)?)?;
-        assert_eq!(on_disk["token_count"], meta["token_count"]);
+        assert_eq!(on_disk["token_count"], meta.meta["token_count"]);
         assert_eq!(on_disk["inputs"][1]["documents"], 30);
         check(
             !Paths::new(&out).partial_bin.exists(),
@@ -264,8 +264,8 @@ fn compressed_inputs_read_transparently() -> TestResult {
         &options(2, 2000),
         &mut no_progress(),
     )?;
-    assert_eq!(counted["token_count"], want.len() as u64);
-    assert_eq!(counted["inputs"][1]["documents"], 10);
+    assert_eq!(counted.totals.tokens, want.len() as u64);
+    assert_eq!(counted.files[1].count.documents, 10);
     Ok(())
 }
 
@@ -304,7 +304,7 @@ fn invalid_utf8_strict_names_file_and_offset_replace_counts() -> TestResult {
         &mut no_progress(),
     )?;
     // \xff and \xfe are one replacement each, the truncated \xe2\x82 one more (as Python).
-    assert_eq!(meta["replaced_invalid_utf8"], 3);
+    assert_eq!(meta.meta["replaced_invalid_utf8"], 3);
     let text = String::from_utf8_lossy(&data).into_owned();
     assert_eq!(read_u16(&out)?, encoder.bpe.encode_ordinary(&text)?);
     Ok(())
@@ -440,15 +440,15 @@ fn resumes_after_a_failure_and_skips_up_to_date_output() -> TestResult {
         reported.push(*p);
         Ok(())
     })?;
-    assert_eq!(meta["run"]["resumed"], true, "{meta}");
+    assert!(meta.run.resumed, "{:?}", meta.run);
     check(
-        meta["run"]["resumed_bytes"].as_u64().unwrap_or(0) >= 3 * 4000,
-        "meta['run']['resumed_bytes'].as_u64().unwrap_or(0) >= 3 * 4000",
+        meta.run.resumed_bytes >= 3 * 4000,
+        "meta.run.resumed_bytes >= 3 * 4000",
     )?;
     let (want, starts) = expected(&encoder, &texts, eot)?;
     assert_eq!(read_u16(&out)?, want);
     assert_eq!(read_u64(&paths.idx)?, starts);
-    assert_eq!(meta["inputs"][0]["tokens"], starts[1]);
+    assert_eq!(meta.meta["inputs"][0]["tokens"], starts[1]);
     check(
         reported
             .last()
@@ -465,7 +465,7 @@ fn resumes_after_a_failure_and_skips_up_to_date_output() -> TestResult {
         &options(2, 1500),
         &mut no_progress(),
     )?;
-    assert_eq!(again["run"]["up_to_date"], true);
+    assert!(again.run.up_to_date);
     // Another setting: redone, and the old output replaced.
     let no_eot = tokenize_files(
         &encoder,
@@ -475,7 +475,7 @@ fn resumes_after_a_failure_and_skips_up_to_date_output() -> TestResult {
         &options(2, 1500),
         &mut no_progress(),
     )?;
-    assert_eq!(no_eot["run"]["up_to_date"], false);
+    assert!(!no_eot.run.up_to_date);
     assert_eq!(read_u16(&out)?.len() as u64, want.len() as u64 - 6);
     Ok(())
 }
@@ -508,8 +508,8 @@ fn a_changed_input_before_the_checkpoint_starts_over_and_says_why() -> TestResul
         &options(1, 500),
         &mut no_progress(),
     )?;
-    assert_eq!(meta["run"]["resumed"], false);
-    let note = meta["run"]["note"].as_str().unwrap_or_default();
+    assert!(!meta.run.resumed);
+    let note = meta.run.note.as_deref().unwrap_or_default();
     check(note.contains("input 1") && note.contains("a.txt"), note)?;
     let mut want = encoder.bpe.encode_ordinary(&sample_text(2, 3100))?;
     want.extend(encoder.bpe.encode_ordinary("fixed")?);
@@ -537,10 +537,10 @@ fn stop_and_resume(encoder: &Encoder, inputs: &[Input], out: &Path, want: &[u32]
         &options(2, 20_000),
         &mut no_progress(),
     )?;
-    assert_eq!(meta["run"]["resumed"], true);
+    assert!(meta.run.resumed);
     check(
-        meta["run"]["resumed_bytes"].as_u64().unwrap_or(0) > 0,
-        format!("resumed from the start: {meta}"),
+        meta.run.resumed_bytes > 0,
+        format!("resumed from the start: {:?}", meta.run),
     )?;
     assert_eq!(read_u16(out)?, want);
     Ok(())
@@ -585,7 +585,7 @@ fn a_read_error_keeps_the_work_before_it_and_errors_stay_in_input_order() -> Tes
     gz.write_all(b"fixed")?;
     fs::write(&inputs[2].path, gz.finish()?)?;
     let meta = tokenize_files(&encoder, &inputs, &out, &s, &big_jobs, &mut no_progress())?;
-    assert_eq!(meta["run"]["resumed_bytes"], (a.len() + b.len()) as u64);
+    assert_eq!(meta.run.resumed_bytes, (a.len() + b.len()) as u64);
     let mut want = encoder.bpe.encode_ordinary(&a)?;
     want.extend(encoder.bpe.encode_ordinary(&b)?);
     want.extend(encoder.bpe.encode_ordinary("fixed")?);
@@ -623,7 +623,7 @@ fn a_jsonl_file_may_start_with_a_byte_order_mark() -> TestResult {
         &options(1, 1 << 20),
         &mut no_progress(),
     )?;
-    assert_eq!(counted["document_count"], 2);
+    assert_eq!(counted.totals.documents, 2);
     Ok(())
 }
 
@@ -706,8 +706,8 @@ fn parquet_rows_are_documents_in_every_compression() -> TestResult {
                 "{name} threads {threads} job {job_bytes}"
             );
             assert_eq!(read_u64(&Paths::new(&out).idx)?, starts);
-            assert_eq!(meta["document_count"], all.len() as u64);
-            assert_eq!(meta["inputs"][1]["format"], "parquet");
+            assert_eq!(meta.meta["document_count"], all.len() as u64);
+            assert_eq!(meta.meta["inputs"][1]["format"], "parquet");
         }
     }
     Ok(())

@@ -7,6 +7,13 @@
 //! the disallowed ones), which a leftmost-longest automaton cannot answer (a longer token outside
 //! the subset would hide a shorter one inside it), so the automaton reports overlapping matches
 //! and the search stops once no later match can start at or before the best one found.
+//! Successive searches in one text share one pass of the automaton ([`Finder`]): every match is
+//! read once, so encoding and training are linear in the text times the number of special
+//! tokens that end at one place (two for a long repetitive name with a short one inside it,
+//! which was quadratic).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
@@ -47,46 +54,44 @@ impl SpecialMatcher {
     }
 
     /// The first special token in `text[from..]` whose index passes `wanted`, as
-    /// `(start, end, index)` with offsets into `text`.
+    /// `(start, end, index)` with offsets into `text`. For several searches in one text, use
+    /// [`finder`](Self::finder) (each call of this scans again).
     pub fn find(
         &self,
         text: &str,
         from: usize,
         wanted: impl Fn(usize) -> bool,
     ) -> Option<(usize, usize, usize)> {
-        let hay = text.get(from..)?;
-        let mut best: Option<(usize, usize, usize)> = None;
-        for m in self.automaton.find_overlapping_iter(hay) {
-            if let Some((start, _, _)) = best {
-                // Matches come in order of their end: none after this one can start at or
-                // before `start`.
-                if from + m.end() > start + self.longest {
-                    break;
-                }
-            }
-            let index = m.pattern().as_usize();
-            if !wanted(index) {
-                continue;
-            }
-            let candidate = (from + m.start(), from + m.end(), index);
-            best = match best {
-                Some(b)
-                    if (b.0, std::cmp::Reverse(b.1))
-                        <= (candidate.0, std::cmp::Reverse(candidate.1)) =>
-                {
-                    Some(b)
-                }
-                _ => Some(candidate),
-            };
+        self.finder(text.get(from..)?, wanted)
+            .next_from(0)
+            .map(|(s, e, i)| (from + s, from + e, i))
+    }
+
+    /// Successive searches in one text, from increasing offsets: each match of the automaton is
+    /// read once in all (restarting the search after each token made a long special token with
+    /// a short one inside it quadratic: the matches up to the long one's length were read again
+    /// after every short one).
+    pub fn finder<'m, 'h, F: Fn(usize) -> bool>(
+        &'m self,
+        text: &'h str,
+        wanted: F,
+    ) -> Finder<'m, 'h, F> {
+        Finder {
+            matches: self.automaton.find_overlapping_iter(text),
+            longest: self.longest,
+            pending: BinaryHeap::new(),
+            last_end: 0,
+            done: false,
+            wanted,
         }
-        best
     }
 
     /// Calls `f` on the text between special tokens and on each special token, in order:
     /// `f(part, Some(index))` for a token, `f(part, None)` for text (empty parts skipped).
     pub fn for_each_part<'a>(&self, text: &'a str, mut f: impl FnMut(&'a str, Option<usize>)) {
+        let mut finder = self.finder(text, |_| true);
         let mut start = 0;
-        while let Some((s, e, index)) = self.find(text, start, |_| true) {
+        while let Some((s, e, index)) = finder.next_from(start) {
             if let Some(part) = text.get(start..s).filter(|p| !p.is_empty()) {
                 f(part, None);
             }
@@ -97,6 +102,55 @@ impl SpecialMatcher {
         }
         if let Some(part) = text.get(start..).filter(|p| !p.is_empty()) {
             f(part, None);
+        }
+    }
+}
+
+/// See [`SpecialMatcher::finder`].
+pub struct Finder<'m, 'h, F> {
+    /// Every match in the text, overlapping ones included, in order of their end.
+    matches: aho_corasick::FindOverlappingIter<'m, 'h>,
+    longest: usize,
+    /// Wanted matches read but not yet passed, smallest `(start, longest)` first.
+    pending: BinaryHeap<Reverse<(usize, Reverse<usize>, usize)>>,
+    last_end: usize,
+    done: bool,
+    wanted: F,
+}
+
+impl<F: Fn(usize) -> bool> Finder<'_, '_, F> {
+    /// The leftmost wanted special token that starts at or after `from` (the longest of those
+    /// that start at the same byte), as `(start, end, index)`. `from` must not decrease from one
+    /// call to the next.
+    pub fn next_from(&mut self, from: usize) -> Option<(usize, usize, usize)> {
+        loop {
+            while self
+                .pending
+                .peek()
+                .is_some_and(|Reverse((s, _, _))| *s < from)
+            {
+                self.pending.pop();
+            }
+            if let Some(&Reverse((s, Reverse(e), index))) = self.pending.peek() {
+                // Matches come in order of their end: once one ends past `s + longest`, none
+                // still to come can start at or before `s`.
+                if self.done || self.last_end > s + self.longest {
+                    return Some((s, e, index));
+                }
+            } else if self.done {
+                return None;
+            }
+            match self.matches.next() {
+                Some(m) => {
+                    self.last_end = m.end();
+                    let index = m.pattern().as_usize();
+                    if m.start() >= from && (self.wanted)(index) {
+                        self.pending
+                            .push(Reverse((m.start(), Reverse(m.end()), index)));
+                    }
+                }
+                None => self.done = true,
+            }
         }
     }
 }

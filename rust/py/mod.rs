@@ -17,7 +17,7 @@ use crate::error::Error;
 
 /// The one place where the core's errors become Python exceptions: `KeyError` for a token or
 /// word that is not in a vocabulary (as tiktoken and the book's tokenizers raise), `OSError` for
-/// reading and writing files, `MemoryError` for a failed allocation, `ValueError` for everything else. The message is the error's
+/// reading and writing files (with its errno subclass where the core names one), `MemoryError` for a failed allocation, `ValueError` for everything else. The message is the error's
 /// `Display`, except that tiktoken raises `KeyError(bytes)` with the bytes themselves.
 impl From<Error> for PyErr {
     fn from(error: Error) -> PyErr {
@@ -27,6 +27,16 @@ impl From<Error> for PyErr {
                 PyKeyError::new_err(error.to_string())
             }
             Error::Io { .. } | Error::Write { .. } => PyOSError::new_err(error.to_string()),
+            // OSError(errno, reason, path) is the subclass of the errno (FileNotFoundError,
+            // IsADirectoryError), with `strerror` and `filename` set.
+            Error::OutputIsDirectory(_) | Error::OutputDirMissing { .. } => {
+                match error.os_error() {
+                    Some((errno, reason, path)) => {
+                        PyOSError::new_err((errno, reason, path.to_string()))
+                    }
+                    None => PyOSError::new_err(error.to_string()),
+                }
+            }
             Error::OutOfMemory(_) => PyMemoryError::new_err(error.to_string()),
             Error::InvalidPattern { .. }
             | Error::PatternFailed { .. }

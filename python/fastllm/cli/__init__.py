@@ -1,4 +1,4 @@
-"""The ``fastllm`` command line: ``encode``, ``tokenize``, ``count`` and ``train-bpe``.
+"""The ``fastllm`` command line: ``encode``, ``tokenize``, ``count``, ``train-bpe``, ``pretrain``.
 
 One module per command (:mod:`fastllm.cli.encode`, :mod:`fastllm.cli.tokenfile` for
 ``tokenize``, :mod:`fastllm.cli.count`, :mod:`fastllm.cli.train_bpe`); what they share (the
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from fastllm._fastllm import __version__
-from fastllm.cli import count, encode, tokenfile, train_bpe
+from fastllm.cli import count, encode, pretrain, tokenfile, train_bpe
 
 __all__ = ["build_parser", "main"]
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokenfile.add_parser(sub)
     count.add_parser(sub)
     train_bpe.add_parser(sub)
+    pretrain.add_parser(sub)
     return parser
 
 

@@ -30,12 +30,15 @@ __all__ = [
     "ProgressBar",
     "TerminalLine",
     "add_corpus_arguments",
+    "add_corpus_command",
     "add_encoding",
     "add_quiet",
     "add_threads",
     "bar",
     "bytes_bar",
     "corpus_inputs",
+    "corpus_progress",
+    "corpus_settings",
     "encoding_from_args",
     "fail",
     "input_files",
@@ -174,6 +177,37 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
         "it as U+FFFD and counts it (default for the default corpus)",
     )
     add_quiet(parser)
+
+
+def add_corpus_command(
+    subparsers: Any, name: str, *, help: str, description: str
+) -> argparse.ArgumentParser:
+    """Registers the corpus command ``name`` (``tokenize``, ``count``) on ``subparsers`` with
+    :func:`add_corpus_arguments`; returns its parser for the command's own arguments."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help, description=description
+    )
+    add_corpus_arguments(parser)
+    return parser
+
+
+def corpus_settings(args: argparse.Namespace, errors: str) -> dict[str, Any]:
+    """The keyword arguments of :func:`fastllm.tokenize_files` and
+    :func:`fastllm.count_tokens_in_files` that :func:`add_corpus_arguments` gives, with the
+    ``errors`` mode of :func:`corpus_inputs`.
+
+    >>> from fastllm.cli import build_parser
+    >>> corpus_settings(build_parser().parse_args(["count", "--no-eot"]), "strict")["eot"]
+    False
+    """
+    return {
+        "encoding": encoding_from_args(args),
+        "format": args.format,
+        "field": args.field,
+        "eot": args.eot,
+        "errors": errors,
+        "num_threads": args.threads,
+    }
 
 
 # ---- inputs and errors ----
@@ -396,6 +430,21 @@ def progress_bar(
     finally:
         if progress is not None:
             progress.close()
+
+
+@contextlib.contextmanager
+def corpus_progress(args: argparse.Namespace, label: str) -> Iterator[TokensProgress | None]:
+    """The ``progress`` callback of a corpus run (``tokenize``, ``count``): the bytes bar
+    ``label`` drawn by :func:`tokens_progress` unless ``--quiet`` (or stderr is no terminal),
+    closed however the block ends.
+
+    >>> import argparse
+    >>> with corpus_progress(argparse.Namespace(quiet=True), "count") as progress:
+    ...     progress is None
+    True
+    """
+    with progress_bar(args.quiet, bytes_bar(label)) as bar:
+        yield tokens_progress(bar)
 
 
 def tokens_progress(progress: ProgressBar | None) -> TokensProgress | None:

@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from fastllm.cli._common import (
-    add_corpus_arguments,
-    bytes_bar,
+    add_corpus_command,
     corpus_inputs,
-    encoding_from_args,
+    corpus_progress,
+    corpus_settings,
     fail,
-    progress_bar,
-    tokens_progress,
 )
 from fastllm.tokenfile import count_tokens_in_files
 
@@ -30,13 +28,13 @@ _PROG = "fastllm count"
 
 def add_parser(subparsers: Any) -> None:
     """Registers ``count`` on ``subparsers`` (from ``add_subparsers``)."""
-    count = subparsers.add_parser(
+    count = add_corpus_command(
+        subparsers,
         "count",
         help="count tokens per file and in total",
         description="Count the tokens of text and JSONL files per file and in total, as "
         "fastllm tokenize would write them (nothing is written).",
     )
-    add_corpus_arguments(count)
     count.add_argument("--total", action="store_true", help="print only the total")
     count.set_defaults(func=cmd_count)
 
@@ -52,16 +50,9 @@ def cmd_count(args: argparse.Namespace) -> int:
     """Runs ``fastllm count`` with parsed arguments; returns the exit status."""
     inputs, described, errors = corpus_inputs(args)
     try:
-        with progress_bar(args.quiet, bytes_bar("count")) as progress:
+        with corpus_progress(args, "count") as progress:
             stats = count_tokens_in_files(
-                inputs,
-                encoding=encoding_from_args(args),
-                format=args.format,
-                field=args.field,
-                eot=args.eot,
-                errors=errors,
-                num_threads=args.threads,
-                progress=tokens_progress(progress),
+                inputs, **corpus_settings(args, errors), progress=progress
             )
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=sys.stderr)

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from fastllm.cli._common import (
-    add_corpus_arguments,
+    add_corpus_command,
     bytes_bar,
     corpus_inputs,
-    encoding_from_args,
+    corpus_progress,
+    corpus_settings,
     fail,
     progress_bar,
-    tokens_progress,
 )
 from fastllm.tokenfile import (
     Terminated,
@@ -45,14 +45,14 @@ _PROG = "fastllm tokenize"
 
 def add_parser(subparsers: Any) -> None:
     """Registers ``tokenize`` on ``subparsers`` (from ``add_subparsers``)."""
-    tokenize = subparsers.add_parser(
+    tokenize = add_corpus_command(
+        subparsers,
         "tokenize",
         help="tokenize files into a memory-mapped token file (+ .idx and .json)",
         description="Tokenize text and JSONL files on all cores into OUT (flat uint16/uint32 "
         "tokens, <|endoftext|> after each document), OUT.idx (uint64 document start offsets) "
         "and OUT.json (encoding, checksum, counts, inputs). A stopped run resumes when rerun.",
     )
-    add_corpus_arguments(tokenize)
     tokenize.add_argument(
         "-o", "--output", default=DEFAULT_OUTPUT, help=f"token file (default: {DEFAULT_OUTPUT})"
     )
@@ -89,7 +89,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="ADDRESS",
         help="run on a Ray cluster (fastllm[ray]): the one at ADDRESS (HOST:PORT, ray://..., "
-        "auto), else RAY_ADDRESS or a new local one; same output as the local run",
+        "auto), else RAY_ADDRESS or a new local one; writes shards (--shard-tokens, default "
+        "100,000,000) and a manifest, the same bytes as the local run with those options",
     )
     tokenize.add_argument(
         "--actors",
@@ -118,18 +119,13 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     if args.ray is not None:
         return _cmd_ray(args, inputs, errors, say)
     try:
-        with progress_bar(args.quiet, bytes_bar("tokenize")) as progress:
+        with corpus_progress(args, "tokenize") as progress:
             stats = tokenize_files(
                 inputs,
                 args.output,
-                encoding=encoding_from_args(args),
-                format=args.format,
-                field=args.field,
-                eot=args.eot,
-                errors=errors,
-                num_threads=args.threads,
+                **corpus_settings(args, errors),
                 resume=args.resume,
-                progress=tokens_progress(progress),
+                progress=progress,
                 layout=args.layout,
                 shard_tokens=args.shard_tokens,
                 val_tokens=args.val_tokens,
@@ -175,17 +171,26 @@ def _cmd_ray(args: argparse.Namespace, inputs: list[Any], errors: str, say: Any)
                 actors=args.actors,
                 resume=args.resume,
                 progress=distributed.progress_drawer(progress),
+                layout=args.layout,
+                shard_tokens=args.shard_tokens or distributed.DEFAULT_SHARD_TOKENS,
+                val_tokens=args.val_tokens,
             )
     except KeyboardInterrupt as stop:
         print(
             f"{_PROG}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}; "
-            f"the files checkpointed are kept in {args.output}.partial: rerun the same command "
-            "to resume",
+            f"the work checkpointed is kept in {_leftovers(args.output)}: rerun the same "
+            "command to resume",
             file=sys.stderr,
         )
         return 143 if isinstance(stop, Terminated) else 130
     except (OSError, ValueError, ImportError) as error:
-        raise fail(_PROG, error) from None
+        left = _leftovers(args.output)
+        failure = fail(_PROG, error)
+        if left:
+            failure = SystemExit(
+                f"{failure.code}; work kept in {left} (rerun to resume, or delete it)"
+            )
+        raise failure from None
     if stats.note:
         say(f"note       {stats.note}; started over")
     say(stats.summary())
