@@ -17,7 +17,7 @@ import os as _os
 from typing import TYPE_CHECKING, Any
 
 from fastllm._fastllm import __version__, get_num_threads, set_num_threads
-from fastllm.encoding import Encoding
+from fastllm.encoding import DecodeStream, Encoding
 from fastllm.model import encoding_for_model, encoding_name_for_model
 from fastllm.registry import get_encoding, list_encoding_names, load_encoding
 
@@ -45,6 +45,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "Encoding",
+    "DecodeStream",
     "SimpleTokenizer",
     "__version__",
     "corpus",
