@@ -44,8 +44,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 __all__ = [
-    "Encoding",
     "DecodeStream",
+    "Encoding",
     "SimpleTokenizer",
     "__version__",
     "corpus",
