@@ -939,23 +939,7 @@ mod tests {
             merges in proptest::collection::vec((0usize..1000, 0usize..1000), 0..60),
             piece in proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b'), Just(b'c'), Just(0u8)], 0..700),
         ) {
-            let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-            let alphabet = [b'a', b'b', b'c'];
-            for (x, y) in merges {
-                let pick = |k: usize| -> Vec<u8> {
-                    if k % 3 == 0 || tokens.len() == 256 {
-                        vec![alphabet[k % 3]]
-                    } else {
-                        tokens[256 + k % (tokens.len() - 256)].clone()
-                    }
-                };
-                let mut t = pick(x);
-                t.extend(pick(y));
-                if !tokens.contains(&t) {
-                    tokens.push(t);
-                }
-            }
-            let ranks: Ranks = tokens.iter().cloned().zip(0..).collect();
+            let ranks = backtrack::tests::vocabulary(&merges);
             let table = MergeTable::new(&ranks);
             let (mut ours, mut reference) = (Vec::new(), Vec::new());
             match ranks.get(&piece) {

@@ -290,11 +290,13 @@ fn encode_with_window(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn vocabulary(merges: &[(usize, usize)]) -> Ranks {
+    /// Random vocabularies over a three-letter alphabet (merges of existing tokens, long
+    /// ones included); the bpe tests use it too.
+    pub(crate) fn vocabulary(merges: &[(usize, usize)]) -> Ranks {
         let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
         let alphabet = [b'a', b'b', b'c'];
         for &(x, y) in merges {

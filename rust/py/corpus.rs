@@ -500,6 +500,33 @@ pub struct PyShardWriter {
     out: PathBuf,
 }
 
+const FINISHED: &str = "the shard writer is finished";
+
+impl PyShardWriter {
+    fn lock(&self) -> PyResult<std::sync::MutexGuard<'_, Option<ShardWriter>>> {
+        self.writer
+            .lock()
+            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))
+    }
+
+    /// Runs `f` on the open writer (`ValueError` once it is finished or failed).
+    fn with_writer<R>(&self, f: impl FnOnce(&mut ShardWriter) -> PyResult<R>) -> PyResult<R> {
+        let mut guard = self.lock()?;
+        let writer = guard
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err(FINISHED))?;
+        f(writer)
+    }
+
+    /// A figure of the open writer; 0 once it is finished.
+    fn peek<R: Default>(&self, f: impl FnOnce(&ShardWriter) -> R) -> R {
+        self.lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(f))
+            .unwrap_or_default()
+    }
+}
+
 #[pymethods]
 impl PyShardWriter {
     /// `field` and `errors` are recorded in the manifest's settings (the writer does not read
@@ -561,17 +588,11 @@ impl PyShardWriter {
     ) -> PyResult<()> {
         let tokens = tokens.as_slice()?;
         let offsets = doc_offsets.as_slice()?;
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))?;
-        let Some(writer) = guard.as_mut() else {
-            return Err(PyValueError::new_err("the shard writer is finished"));
-        };
         let eot = self.settings.eot;
         let max_token = self.encoder.core().max_token_value();
-        py.detach(|| write_documents(writer, tokens, offsets, eot, max_token))?;
-        Ok(())
+        self.with_writer(|writer| {
+            Ok(py.detach(|| write_documents(writer, tokens, offsets, eot, max_token))?)
+        })
     }
 
     /// Appends tokens already laid out in the output dtype (little-endian `uint16`/`uint32`
@@ -586,36 +607,25 @@ impl PyShardWriter {
     ) -> PyResult<()> {
         let data = data.as_slice()?;
         let starts = doc_starts.as_slice()?;
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))?;
-        let Some(writer) = guard.as_mut() else {
-            return Err(PyValueError::new_err("the shard writer is finished"));
-        };
         let max_token = self.encoder.core().max_token_value();
-        py.detach(|| write_laid_out(writer, data, starts, max_token))?;
-        Ok(())
+        self.with_writer(
+            |writer| Ok(py.detach(|| write_laid_out(writer, data, starts, max_token))?),
+        )
     }
 
     /// Syncs the shard being written and returns, as JSON, what a writer made with
     /// `resume=` needs to go on from here: the complete shards and the one being written.
     fn checkpoint(&self, py: Python<'_>) -> PyResult<String> {
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))?;
-        let Some(writer) = guard.as_mut() else {
-            return Err(PyValueError::new_err("the shard writer is finished"));
-        };
-        let state = py.detach(|| writer.checkpoint())?;
-        let done: Vec<Value> = writer
-            .done()
-            .iter()
-            .map(shards::ShardEntry::to_json)
-            .collect();
-        let current = state.map_or(Value::Null, |s| s.to_json());
-        Ok(serde_json::json!({"done": done, "current": current}).to_string())
+        self.with_writer(|writer| {
+            let state = py.detach(|| writer.checkpoint())?;
+            let done: Vec<Value> = writer
+                .done()
+                .iter()
+                .map(shards::ShardEntry::to_json)
+                .collect();
+            let current = state.map_or(Value::Null, |s| s.to_json());
+            Ok(serde_json::json!({"done": done, "current": current}).to_string())
+        })
     }
 
     /// Completes the last shard and writes the manifest; returns it. `extra`: a JSON object
@@ -628,11 +638,9 @@ impl PyShardWriter {
             .transpose()
             .map_err(|e| PyValueError::new_err(format!("extra must be a JSON object: {e}")))?;
         let writer = self
-            .writer
-            .lock()
-            .map_err(|_| PyValueError::new_err("the shard writer failed earlier"))?
+            .lock()?
             .take()
-            .ok_or_else(|| PyValueError::new_err("the shard writer is finished"))?;
+            .ok_or_else(|| PyValueError::new_err(FINISHED))?;
         let spec = writer.spec().clone();
         let dtype = writer.dtype();
         let names = writer.names().clone();
@@ -667,31 +675,19 @@ impl PyShardWriter {
     /// Tokens written so far (end-of-text tokens included).
     #[getter]
     fn tokens(&self) -> u64 {
-        self.writer
-            .lock()
-            .ok()
-            .and_then(|g| g.as_ref().map(ShardWriter::tokens))
-            .unwrap_or(0)
+        self.peek(ShardWriter::tokens)
     }
 
     /// Shards completed so far.
     #[getter]
     fn shards_done(&self) -> usize {
-        self.writer
-            .lock()
-            .ok()
-            .and_then(|g| g.as_ref().map(|w| w.done().len()))
-            .unwrap_or(0)
+        self.peek(|w| w.done().len())
     }
 
     /// Documents written so far.
     #[getter]
     fn documents(&self) -> u64 {
-        self.writer
-            .lock()
-            .ok()
-            .and_then(|g| g.as_ref().map(ShardWriter::documents))
-            .unwrap_or(0)
+        self.peek(ShardWriter::documents)
     }
 
     #[getter]

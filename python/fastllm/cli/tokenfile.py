@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,9 +119,10 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     say(f"input      {described}")
     if args.ray is not None:
         return _cmd_ray(args, inputs, errors, say)
-    try:
+
+    def run() -> Any:
         with corpus_progress(args, "tokenize") as progress:
-            stats = tokenize_files(
+            return tokenize_files(
                 inputs,
                 args.output,
                 **corpus_settings(args, errors),
@@ -130,16 +132,30 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
                 shard_tokens=args.shard_tokens,
                 val_tokens=args.val_tokens,
             )
-    except KeyboardInterrupt as stop:
+
+    def kept() -> str:
         text = kept_text_bytes(args.output)
-        kept = f"{text / 1e6:,.1f} MB of text done, " if text is not None else ""
+        done = f"{text / 1e6:,.1f} MB of text done, " if text is not None else ""
+        return f"{done}kept in {_leftovers(args.output)}"
+
+    return _run(args, say, run, kept)
+
+
+def _run(
+    args: argparse.Namespace, say: Any, run: Callable[[], Any], kept: Callable[[], str]
+) -> int:
+    """Runs ``run()`` (a local or Ray tokenize) and reports as every tokenize run does: the
+    summary, or what was kept after an interruption or an error (``kept()`` says where)."""
+    try:
+        stats = run()
+    except KeyboardInterrupt as stop:
         print(
             f"{_PROG}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}; "
-            f"{kept}kept in {_leftovers(args.output)}: rerun the same command to resume",
+            f"{kept()}: rerun the same command to resume",
             file=sys.stderr,
         )
         return 143 if isinstance(stop, Terminated) else 130
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ImportError) as error:
         left = _leftovers(args.output)
         failure = fail(_PROG, error)
         if left:
@@ -157,9 +173,9 @@ def _cmd_ray(args: argparse.Namespace, inputs: list[Any], errors: str, say: Any)
     """``fastllm tokenize --ray``: the same output, made on a Ray cluster."""
     from fastllm import distributed
 
-    try:
+    def run() -> Any:
         with progress_bar(args.quiet, bytes_bar("tokenize")) as progress:
-            stats = distributed.tokenize(
+            return distributed.tokenize(
                 inputs,
                 args.output,
                 address=args.ray or None,
@@ -175,23 +191,8 @@ def _cmd_ray(args: argparse.Namespace, inputs: list[Any], errors: str, say: Any)
                 shard_tokens=args.shard_tokens or distributed.DEFAULT_SHARD_TOKENS,
                 val_tokens=args.val_tokens,
             )
-    except KeyboardInterrupt as stop:
-        print(
-            f"{_PROG}: {'terminated' if isinstance(stop, Terminated) else 'interrupted'}; "
-            f"the work checkpointed is kept in {_leftovers(args.output)}: rerun the same "
-            "command to resume",
-            file=sys.stderr,
-        )
-        return 143 if isinstance(stop, Terminated) else 130
-    except (OSError, ValueError, ImportError) as error:
-        left = _leftovers(args.output)
-        failure = fail(_PROG, error)
-        if left:
-            failure = SystemExit(
-                f"{failure.code}; work kept in {left} (rerun to resume, or delete it)"
-            )
-        raise failure from None
-    if stats.note:
-        say(f"note       {stats.note}; started over")
-    say(stats.summary())
-    return 0
+
+    def kept() -> str:
+        return f"the work checkpointed is kept in {_leftovers(args.output)}"
+
+    return _run(args, say, run, kept)
