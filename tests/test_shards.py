@@ -369,3 +369,41 @@ def test_sidecar_write_failure_leaves_no_orphan(tmp_path):
     stats = tokenize_files(folder, out)
     assert stats.tokens == 600 and out.exists() and Path(str(out) + ".json").exists()
     assert not list(tmp_path.glob("t.bin*.partial*")) and not list(tmp_path.glob("*.tmp"))
+
+
+def test_resume_refuses_a_shard_renamed_after_its_checkpoint(corpus, tmp_path):
+    """A run stopped after a shard was renamed into place but before its next checkpoint
+    leaves a journal pointing at a partial file that is gone: the rerun starts over (with a
+    note) instead of zero-filling the tokens the journal counted."""
+    folder, texts = corpus
+    out = tmp_path / "c.bin"
+
+    def stop(done: int, total: int, tokens: int, documents: int) -> None:
+        if tokens > 6000:
+            raise KeyboardInterrupt
+
+    from fastllm import tokenfile
+
+    old = tokenfile._JOB_BYTES
+    tokenfile._JOB_BYTES = 2048
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tokenize_files(
+                folder,
+                out,
+                shard_tokens=2000,
+                num_threads=1,
+                progress=stop,
+                checkpoint_interval=0.0,
+            )
+    finally:
+        tokenfile._JOB_BYTES = old
+    partials = [p for p in tmp_path.glob("c_*.partial") if p.stat().st_size > 0]
+    assert partials, "the stopped run left the shard it was writing"
+    for p in partials:
+        p.unlink()
+    stats = tokenize_files(folder, out, shard_tokens=2000)
+    assert not stats.resumed
+    assert stats.note is not None and "fewer than the" in stats.note
+    manifest = json.loads(stats.path.read_text())
+    check_shards(manifest, tmp_path, expected(texts), lambda p: np.fromfile(p, dtype="<u2"))

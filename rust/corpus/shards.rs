@@ -681,7 +681,19 @@ pub fn check_resumable(
             return Err(format!("the index of the complete shard {name} is missing"));
         }
     }
-    let index = done.len();
+    partial_holds(names, spec, dtype, done.len(), state)
+}
+
+/// The partial file of shard `index` if it holds at least `state`'s tokens, else the reason
+/// (a run stopped after that shard was renamed into place but before its next checkpoint
+/// leaves no partial file: going on would zero-fill it).
+fn partial_holds(
+    names: &ShardNames,
+    spec: &ShardSpec,
+    dtype: Dtype,
+    index: usize,
+    state: &ShardState,
+) -> std::result::Result<PathBuf, String> {
     let partial = with_suffix(&names.shard(index, spec.split(index)), ".partial");
     let needed = spec.layout.header_bytes() + state.tokens * dtype.itemsize();
     let have = fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
@@ -922,6 +934,7 @@ impl super::Output for Sharded {
             .get("current")
             .and_then(state_from_json)
             .ok_or("its state of the shard being written is damaged")?;
+        partial_holds(&self.names, &self.spec, self.dtype, done.len(), &state)?;
         Ok((done, state))
     }
 
