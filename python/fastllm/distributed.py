@@ -381,8 +381,7 @@ def _describe_inputs(files: list[str], formats: list[str]) -> list[dict[str, Any
     """Each input with its identity, as the local run's manifest lists it (the Rust owner)."""
     from fastllm import _fastllm
 
-    described: list[dict[str, Any]] = json.loads(_fastllm.describe_inputs(files, formats))
-    return described
+    return _fastllm.describe_inputs(files, formats)
 
 
 def _identity(
@@ -800,18 +799,12 @@ def tokenize(
         raise ValueError(f"actors must be None or >= 1, got {actors!r}")
     if isinstance(cpus_per_actor, bool) or cpus_per_actor < 1:
         raise ValueError(f"cpus_per_actor must be >= 1, got {cpus_per_actor!r}")
-    # The layout and shard sizes are checked by the Rust writer; the output directory here,
-    # before the cluster is asked for anything.
+    # The layout and shard sizes are checked by the Rust writer; the output path by the same
+    # Rust check every run makes, here, before the cluster is asked for anything.
+    from fastllm import _fastllm
+
     out_path = Path(os.fspath(out))
-    if out_path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "the output is a directory; name a file", str(out))
-    if not out_path.parent.is_dir():
-        raise FileNotFoundError(
-            errno.ENOENT,
-            f"the output directory {os.fspath(out_path.parent)!r} does not exist; create it "
-            "first (the driver writes the output)",
-            str(out),
-        )
+    _fastllm.check_output(out_path)
     if not os.access(out_path.parent, os.W_OK | os.X_OK):
         raise PermissionError(
             errno.EACCES,

@@ -303,12 +303,23 @@ fn tokenize_files(
     })
 }
 
-/// Each input with its identity, as the sidecar and manifest list it; returns JSON (a list).
+/// Each input with its identity, as the sidecar and manifest list it (a list of dicts).
 #[pyfunction]
-fn describe_inputs(py: Python<'_>, paths: Vec<PathBuf>, formats: Vec<String>) -> PyResult<String> {
+fn describe_inputs<'py>(
+    py: Python<'py>,
+    paths: Vec<PathBuf>,
+    formats: Vec<String>,
+) -> PyResult<Bound<'py, PyAny>> {
     let inputs = inputs(paths, formats)?;
     let described = py.detach(|| corpus::describe_inputs(&inputs))?;
-    Ok(Value::Array(described).to_string())
+    to_python(py, &Value::Array(described))
+}
+
+/// The checks of an output path every run makes before writing (the one owner, for callers
+/// that check before starting work elsewhere: the Ray driver).
+#[pyfunction]
+fn check_output(out: PathBuf) -> PyResult<()> {
+    Ok(corpus::check_output(&out, &[])?)
 }
 
 /// Counts the tokens of files (per file and in total) without writing them.
@@ -811,5 +822,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tokenize_files, m)?)?;
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
     m.add_function(wrap_pyfunction!(describe_inputs, m)?)?;
+    m.add_function(wrap_pyfunction!(check_output, m)?)?;
     Ok(())
 }
