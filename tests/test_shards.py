@@ -204,13 +204,11 @@ def test_bad_shard_settings(corpus, tmp_path, kwargs, match):
     assert not [p for p in tmp_path.iterdir() if p.name != "in"]
 
 
-def test_resume_per_shard(corpus, tmp_path):
-    folder, texts = corpus
-    out = tmp_path / "c.bin"
-    calls = []
+def _stop_sharded_run(folder, out):
+    """A run into 2,000-token shards stopped (Ctrl-C) past 6,000 tokens, checkpointing at every
+    job of 2 KB."""
 
     def stop(done: int, total: int, tokens: int, documents: int) -> None:
-        calls.append(tokens)
         if tokens > 6000:
             raise KeyboardInterrupt
 
@@ -230,6 +228,12 @@ def test_resume_per_shard(corpus, tmp_path):
             )
     finally:
         tokenfile._JOB_BYTES = old
+
+
+def test_resume_per_shard(corpus, tmp_path):
+    folder, texts = corpus
+    out = tmp_path / "c.bin"
+    _stop_sharded_run(folder, out)
     assert not manifest_path(out).exists()
     done = sorted(tmp_path.glob("c_train_*.bin"))
     assert done, "complete shards stay in place"
@@ -378,26 +382,7 @@ def test_resume_refuses_a_shard_renamed_after_its_checkpoint(corpus, tmp_path):
     folder, texts = corpus
     out = tmp_path / "c.bin"
 
-    def stop(done: int, total: int, tokens: int, documents: int) -> None:
-        if tokens > 6000:
-            raise KeyboardInterrupt
-
-    from fastllm import tokenfile
-
-    old = tokenfile._JOB_BYTES
-    tokenfile._JOB_BYTES = 2048
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            tokenize_files(
-                folder,
-                out,
-                shard_tokens=2000,
-                num_threads=1,
-                progress=stop,
-                checkpoint_interval=0.0,
-            )
-    finally:
-        tokenfile._JOB_BYTES = old
+    _stop_sharded_run(folder, out)
     partials = [p for p in tmp_path.glob("c_*.partial") if p.stat().st_size > 0]
     assert partials, "the stopped run left the shard it was writing"
     for p in partials:
