@@ -1,23 +1,29 @@
 """Benchmark: ``fastllm pretrain``'s loop against a minimal nanoGPT-style loop (pytest-benchmark).
 
-Both train the same :class:`fastllm.nn.GPTModel` (the ``tiny`` configuration, GPT-2 vocabulary)
-with the same AdamW, batch size and context on the same token file (Python's standard library
-sources tokenized by ``fastllm tokenize``):
+Both train the same :class:`fastllm.nn.GPTModel` (the ``tiny`` configuration, GPT-2 vocabulary,
+context 64) with AdamW (lr 4e-4, weight decay 0.1) on batches of 8 windows of the same token
+file (Python's standard library sources tokenized by ``fastllm tokenize``):
 
-* ``nanogpt`` - nanoGPT's ``train.py`` reduced to its core: ``get_batch`` stacks random
-  windows of ``np.memmap`` (``torch.stack([torch.from_numpy(data[i:i+T]) ...])``), forward,
-  ``cross_entropy``, ``zero_grad(set_to_none=True)``, ``backward``, ``step``.
-* ``fastllm`` - :class:`fastllm.pretrain.Trainer` (the loop of ``train_model_simple`` and
-  ``fastllm pretrain``) over :class:`fastllm.pretrain.TokenBatches` of a
-  :class:`fastllm.data.TokenFileDataset`.
+* ``nanogpt`` - nanoGPT's ``train.py`` reduced to its core, as nanoGPT writes it: ``get_batch``
+  stacks random windows of ``np.memmap`` (``torch.stack([torch.from_numpy(data[i:i+T]) ...])``),
+  ``logits = model(x)``, ``F.cross_entropy``, ``zero_grad(set_to_none=True)``, ``backward``,
+  ``step``, with ``torch.optim.AdamW`` as nanoGPT builds it on a CPU (its
+  ``configure_optimizers`` asks for ``fused=True`` only when the device is CUDA).
+* ``fastllm`` - :func:`fastllm.pretrain.pretrain` itself, i.e. what ``fastllm pretrain`` runs:
+  its model, its optimizer (:func:`fastllm.pretrain.make_optimizer`: AdamW, fused on the CPU
+  too), :class:`fastllm.pretrain.Trainer` over :class:`fastllm.pretrain.TokenBatches` of a
+  :class:`fastllm.data.TokenFileDataset`, and :func:`fastllm.pretrain.calc_loss_batch` (the
+  head and the cross entropy in chunks, never all logits at once). Its evaluation (the book's
+  at step 0) falls before the first timed step; the progress callback stamps the steps.
 
-Figures (issue 16): tokens/s of fastllm / nanoGPT (target >= 1.0x) and the data path's share of
-a step (the batch fetch's CPU time over the step's, target < 2%). The machine is shared: times
-are CPU times (``time.process_time``) with torch on one thread, the two loops alternate round
-by round, and the load average is reported with the figures.
+Figures (issue 16): tokens per CPU second of fastllm / nanoGPT (target >= 1.0x) and the data
+path's share of a step (a batch fetch's CPU time over a step's, target < 2%). The machine is
+shared: times are CPU times (``time.process_time``, user + system: the page faults of freshly
+allocated logits are system time) with torch on one thread, the two loops alternate round by
+round (ABBA), and the load average is printed with the figures.
 
     python3 -m pytest benches/bench_pretrain.py --benchmark-only -p no:cacheprovider
-    python3 benches/bench_pretrain.py          # prints the figures
+    python3 benches/bench_pretrain.py          # prints the ratio and the data share
 """
 
 from __future__ import annotations
@@ -38,9 +44,9 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from fastllm import corpus  # noqa: E402
-from fastllm.data import TokenFileDataset, WindowDataset  # noqa: E402
+from fastllm.data import TokenFileDataset  # noqa: E402
 from fastllm.nn import GPT_CONFIGS, GPTModel  # noqa: E402
-from fastllm.pretrain import TokenBatches, Trainer  # noqa: E402
+from fastllm.pretrain import TokenBatches, pretrain  # noqa: E402
 from fastllm.tokenfile import tokenize_files  # noqa: E402
 
 CONFIG = {**GPT_CONFIGS["tiny"], "context_length": 64}
@@ -58,16 +64,13 @@ def token_file(folder: Path) -> Path:
     return out
 
 
-def fresh_model() -> tuple[GPTModel, torch.optim.Optimizer]:
+def nanogpt_steps(path: Path, steps: int, stamps: list[float]) -> None:
+    """nanoGPT's loop: get_batch from np.memmap, forward, loss, backward, step; AdamW as
+    nanoGPT's configure_optimizers builds it on a CPU (not fused)."""
     torch.manual_seed(123)
     model = GPTModel(CONFIG, check_token_ids=False)
     model.train()
-    return model, torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
-
-
-def nanogpt_steps(path: Path, steps: int, stamps: list[float]) -> None:
-    """nanoGPT's loop: get_batch from np.memmap, forward, loss, backward, step."""
-    model, optimizer = fresh_model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     block = CONFIG["context_length"]
     data = np.memmap(path, dtype=np.uint16, mode="r")
 
@@ -89,44 +92,35 @@ def nanogpt_steps(path: Path, steps: int, stamps: list[float]) -> None:
         stamps.append(time.process_time())
 
 
-class TimedBatches(TokenBatches):
-    """TokenBatches that adds the CPU time of each batch fetch to ``fetch_seconds``."""
-
-    fetch_seconds = 0.0
-
-    def batch(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        start = time.process_time()
-        out = super().batch(epoch, step)
-        self.fetch_seconds += time.process_time() - start
-        return out
-
-
-def fastllm_steps(path: Path, steps: int, stamps: list[float]) -> TimedBatches:
-    """fastllm pretrain's loop (Trainer over TokenBatches), evaluation out of the way."""
-    model, optimizer = fresh_model()
-    dataset = TokenFileDataset(path, CONFIG["context_length"], CONFIG["context_length"])
-    loader = TimedBatches(dataset, BATCH, seed=123)
-    # the book evaluates at step 0; eval_iter=1 on a one-window loader keeps it small, and the
-    # first stamp (after step 0) starts the clock, so evaluation is not in the timed steps
-    ctx = CONFIG["context_length"]
-    tiny = TokenBatches(WindowDataset(dataset.tokens[: ctx + 1], ctx, ctx), 1, shuffle=False)
-    trainer = Trainer(
-        model,
-        loader,
-        tiny,
-        optimizer,
-        "cpu",
-        num_epochs=1,
+def fastllm_steps(path: Path, steps: int, stamps: list[float]) -> None:
+    """``fastllm pretrain``'s run: :func:`fastllm.pretrain.pretrain` on the token file (the
+    last 10% for validation, evaluated at step 0 only, before the first stamp)."""
+    pretrain(
+        path,
+        config=CONFIG,
+        batch_size=BATCH,
+        max_steps=steps,
+        lr=LR,
+        weight_decay=WEIGHT_DECAY,
         eval_freq=10**9,
         eval_iter=1,
         start_context="",
-        tokenizer=None,
-        max_steps=steps,
-        log=lambda message: None,
+        device="cpu",
+        seed=123,
+        log=None,
         progress=lambda step, total, tokens, loss: stamps.append(time.process_time()),
     )
-    trainer.run()
-    return loader
+
+
+def fetch_seconds(path: Path, batches: int) -> float:
+    """CPU seconds per batch of TokenBatches over the token file (the data path of a step)."""
+    dataset = TokenFileDataset(path, CONFIG["context_length"], CONFIG["context_length"])
+    loader = TokenBatches(dataset, BATCH, seed=123)
+    loader.batch(0, 0)
+    start = time.process_time()
+    for step in range(1, batches + 1):
+        loader.batch(0, step)
+    return (time.process_time() - start) / batches
 
 
 def per_step(stamps: list[float]) -> float:
@@ -149,10 +143,10 @@ def measure(path: Path, rounds: int = ROUNDS) -> dict[str, Any]:
 
         def run_fastllm() -> None:
             stamps: list[float] = []
-            loader = fastllm_steps(path, STEPS, stamps)
+            fastllm_steps(path, STEPS, stamps)
             step = per_step(stamps)
             ours.append(step)
-            shares.append(loader.fetch_seconds / STEPS / step)
+            shares.append(fetch_seconds(path, STEPS) / step)
 
         for i in range(rounds):  # ABBA: neither loop always runs first
             for run in (run_nanogpt, run_fastllm) if i % 2 == 0 else (run_fastllm, run_nanogpt):

@@ -118,6 +118,115 @@ def test_calc_loss_batch_and_loader_match_the_book() -> None:
     assert len(empty) == 0 and math.isnan(pt.calc_loss_loader(empty, model, "cpu"))
 
 
+@pytest.mark.parametrize("rows", [1, 7, 64, None])
+def test_linear_cross_entropy_equals_the_logits_path(rows: int | None) -> None:
+    """The chunked head + cross entropy: the loss and both gradients of
+    ``F.cross_entropy(hidden @ weight.T, targets)``, for chunks that do and do not divide the
+    tokens, with ignored (-100) targets and a loss that is scaled before backward."""
+    torch.manual_seed(0)
+    hidden = torch.randn(100, 16, requires_grad=True)
+    weight = (torch.randn(VOCAB, 16) * 0.5).requires_grad_()
+    targets = torch.randint(0, VOCAB, (100,))
+    targets[::9] = -100
+    ours = pt.linear_cross_entropy(hidden, weight, targets, chunk_rows=rows)
+    (3.0 * ours).backward()
+    ours_grads = hidden.grad, weight.grad
+    hidden.grad = weight.grad = None
+    ref = torch.nn.functional.cross_entropy(hidden @ weight.T, targets)
+    (3.0 * ref).backward()
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours_grads[0], hidden.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(ours_grads[1], weight.grad, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():  # evaluation: the loss alone
+        torch.testing.assert_close(
+            pt.linear_cross_entropy(hidden, weight, targets, chunk_rows=rows), ref.detach()
+        )
+
+
+def test_linear_cross_entropy_gradcheck_and_errors() -> None:
+    torch.manual_seed(1)
+    hidden = torch.randn(9, 4, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([0, 5, 2, -100, 1, 1, 3, 4, 0])
+    assert torch.autograd.gradcheck(
+        lambda h, w: pt.linear_cross_entropy(h, w, targets, chunk_rows=4), (hidden, weight)
+    )
+    with pytest.raises(IndexError, match="Target 6 is out of bounds"):
+        pt.linear_cross_entropy(hidden, weight, torch.tensor([0, 6, 0, 0, 0, 0, 0, 0, 0]))
+    with pytest.raises(ValueError, match=r"targets must be \(tokens,\) = \(9,\)"):
+        pt.linear_cross_entropy(hidden, weight, targets[:3])
+    with pytest.raises(ValueError, match="takes hidden"):
+        pt.linear_cross_entropy(hidden, weight[:, :3], targets)
+    with pytest.raises(ValueError, match="chunk_rows must be a positive integer"):
+        pt.linear_cross_entropy(hidden, weight, targets, chunk_rows=0)
+
+
+@pytest.mark.parametrize("drop_rate", [0.0, 0.1])
+def test_calc_loss_batch_training_step_matches_the_book(drop_rate: float) -> None:
+    """calc_loss_batch of a GPTModel in training mode (the chunked head, dropout drawing the
+    same random numbers): the book's loss and every parameter's gradient to 1e-5."""
+    cfg = tiny(drop_rate=drop_rate, vocab_size=5000)
+    torch.manual_seed(123)
+    ours = GPTModel(cfg).train()
+    torch.manual_seed(123)
+    book = GPTModel(cfg).train()
+    x = torch.randint(0, 5000, (4, 32))
+    y = torch.randint(0, 5000, (4, 32))
+    torch.manual_seed(7)
+    loss = pt.calc_loss_batch(x, y, ours, "cpu")
+    loss.backward()
+    torch.manual_seed(7)
+    book_loss = book_calc_loss_batch(x, y, book, "cpu")
+    book_loss.backward()
+    torch.testing.assert_close(loss, book_loss, rtol=1e-5, atol=1e-6)
+    for (name, a), b in zip(ours.named_parameters(), book.parameters()):
+        assert a.grad is not None and b.grad is not None, name
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_calc_loss_batch_keeps_the_logits_path_when_it_must() -> None:
+    """A hook on the head, a subclass with its own forward, or autocast: the model's forward
+    and F.cross_entropy, as the book writes them."""
+    torch.manual_seed(123)
+    model = GPTModel(tiny())
+    x = torch.randint(0, VOCAB, (2, 8))
+    assert pt._head_fusable(model)
+    seen: list[tuple[int, ...]] = []
+    handle = model.out_head.register_forward_hook(lambda m, i, out: seen.append(out.shape))
+    pt.calc_loss_batch(x, x, model, "cpu")
+    handle.remove()
+    assert seen == [(2, 8, VOCAB)]
+
+    class Halved(GPTModel):
+        def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
+            return super().forward(in_idx) / 2
+
+    assert not pt._head_fusable(Halved(tiny()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not pt._head_fusable(model)
+
+
+def test_make_optimizer_is_the_books_adamw_fused() -> None:
+    """make_optimizer (what pretrain builds): AdamW's update, to float tolerance, in the fused
+    implementation on the CPU."""
+    cfg = tiny(drop_rate=0.0)
+    torch.manual_seed(123)
+    ours = GPTModel(cfg)
+    torch.manual_seed(123)
+    book = GPTModel(cfg)
+    opt = pt.make_optimizer(ours, lr=1e-3, weight_decay=0.1)
+    assert opt.defaults["fused"] is True
+    book_opt = torch.optim.AdamW(book.parameters(), lr=1e-3, weight_decay=0.1)
+    x = torch.randint(0, VOCAB, (4, 32))
+    for _ in range(5):
+        for model, optimizer in ((ours, opt), (book, book_opt)):
+            optimizer.zero_grad()
+            book_calc_loss_batch(x, x.roll(-1, 1), model, "cpu").backward()
+            optimizer.step()
+    for a, b in zip(ours.parameters(), book.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_token_batches_order_is_seeded_and_resumable() -> None:
     dataset = WindowDataset(np.arange(1000, dtype=np.uint16), 8, 8)
     loader = pt.TokenBatches(dataset, 5, seed=3)

@@ -61,7 +61,9 @@ __all__ = [
     "calc_loss_loader",
     "evaluate_model",
     "generate_and_print_sample",
+    "linear_cross_entropy",
     "load_checkpoint",
+    "make_optimizer",
     "open_token_data",
     "plot_losses",
     "pretrain",
@@ -105,8 +107,147 @@ def calc_loss_batch(
     non_blocking = torch.device(device).type == "cuda"
     input_batch = input_batch.to(device, non_blocking=non_blocking)
     target_batch = target_batch.to(device, non_blocking=non_blocking)
+    if _head_fusable(model):
+        hidden = model.hidden(input_batch)  # type: ignore[operator]
+        head = model.out_head.weight  # type: ignore[union-attr]
+        return linear_cross_entropy(hidden.flatten(0, 1), head, target_batch.flatten())
     logits = model(input_batch)
     return F.cross_entropy(logits.flatten(0, 1), target_batch.flatten())
+
+
+def _head_fusable(model: nn.Module) -> bool:
+    """Whether ``model(x)`` is exactly ``out_head(hidden(x))`` of a :class:`GPTModel`: its
+    own ``forward`` (not a subclass's), no hooks that would see the logits, no autocast (which
+    would run the head in another dtype)."""
+    if not isinstance(model, GPTModel) or type(model).forward is not GPTModel.forward:
+        return False
+    head = model.out_head
+    if model._forward_hooks or model._forward_pre_hooks or head._forward_hooks:
+        return False
+    if head._forward_pre_hooks or head.bias is not None or type(head) is not nn.Linear:
+        return False
+    device_type = head.weight.device.type
+    return not (torch.is_autocast_enabled(device_type) or _global_hooks())
+
+
+def _global_hooks() -> bool:
+    from torch.nn.modules import module as torch_module
+
+    return bool(
+        getattr(torch_module, "_global_forward_hooks", None)
+        or getattr(torch_module, "_global_forward_pre_hooks", None)
+    )
+
+
+def _chunk_rows(vocab_size: int) -> int:
+    """Rows of logits per chunk: a power of two with at most 2**22 logits (16 MiB in float32,
+    under glibc's largest mmap threshold, so the chunk's memory is reused, not faulted in)."""
+    rows = max(1, (1 << 22) // max(vocab_size, 1))
+    return 1 << (rows.bit_length() - 1)
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """``F.cross_entropy(hidden @ weight.T, targets)`` (mean, ``ignore_index=-100``) computed
+    chunk by chunk, the gradients with it: each chunk's logits become its softmax minus the
+    one-hot targets in place, which gives the chunk's rows of ``d hidden`` and adds its share
+    of ``d weight``; backward only scales them."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int
+    ) -> torch.Tensor:
+        need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        valid = targets != -100
+        count = valid.sum()
+        scale = 1.0 / count.to(hidden.dtype)
+        d_hidden = torch.empty_like(hidden) if need_hidden else None
+        d_weight = torch.zeros_like(weight) if need_weight else None
+        total = hidden.new_zeros(())
+        for start in range(0, hidden.shape[0], rows):
+            h = hidden[start : start + rows]
+            keep = valid[start : start + rows]
+            t = targets[start : start + rows].clamp(min=0)
+            p = torch.log_softmax(h @ weight.t(), dim=1)
+            total -= (p.gather(1, t[:, None]).squeeze(1) * keep).sum()
+            if d_hidden is None and d_weight is None:
+                continue
+            p.exp_()
+            p[torch.arange(p.shape[0], device=p.device), t] -= 1
+            p.mul_((keep * scale)[:, None])
+            if d_hidden is not None:
+                torch.mm(p, weight, out=d_hidden[start : start + rows])
+            if d_weight is not None:
+                d_weight.addmm_(p.t(), h)
+        ctx.save_for_backward(d_hidden, d_weight)
+        return total * scale
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
+        d_hidden, d_weight = ctx.saved_tensors
+        if grad.device.type == "cpu" and bool(grad == 1):  # the usual loss.backward()
+            return d_hidden, d_weight, None, None
+        return (
+            None if d_hidden is None else d_hidden * grad,
+            None if d_weight is None else d_weight * grad,
+            None,
+            None,
+        )
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    chunk_rows: int | None = None,
+) -> torch.Tensor:
+    """``F.cross_entropy(hidden @ weight.T, targets)`` without the ``(tokens, vocab)`` logits
+    in memory: ``chunk_rows`` tokens at a time (default: 16 MiB of logits), the gradients of
+    ``hidden`` and ``weight`` computed in the same pass. The same loss and gradients to float
+    tolerance (sums in another order); ``targets`` of -100 are ignored, as torch's.
+
+    >>> import torch, torch.nn.functional as F
+    >>> _ = torch.manual_seed(0)
+    >>> h, w = torch.randn(10, 4), torch.randn(7, 4)
+    >>> t = torch.randint(0, 7, (10,))
+    >>> loss = linear_cross_entropy(h, w, t, chunk_rows=3)
+    >>> torch.allclose(loss, F.cross_entropy(h @ w.T, t))
+    True
+    """
+    if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"linear_cross_entropy takes hidden (tokens, dim) and weight (vocab, dim), got "
+            f"{tuple(hidden.shape)} and {tuple(weight.shape)}"
+        )
+    if targets.shape != hidden.shape[:1]:
+        raise ValueError(
+            f"targets must be (tokens,) = ({hidden.shape[0]},), got {tuple(targets.shape)}"
+        )
+    vocab = int(weight.shape[0])
+    if targets.device.type == "cpu" and targets.numel():
+        bad = targets[((targets < 0) & (targets != -100)) | (targets >= vocab)]
+        if bad.numel():
+            raise IndexError(f"Target {int(bad[0])} is out of bounds.")
+    rows = chunk_rows if chunk_rows is not None else _chunk_rows(vocab)
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    if not torch.is_grad_enabled():
+        with torch.no_grad():
+            return _LinearCrossEntropy.forward(_NoGrad(), hidden, weight, targets, rows)
+    out: torch.Tensor = _LinearCrossEntropy.apply(hidden, weight, targets, rows)
+    return out
+
+
+class _NoGrad:
+    """The ``ctx`` of a forward without autograd: no gradients wanted, none saved."""
+
+    needs_input_grad = (False, False, False, False)
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        pass
 
 
 def calc_loss_loader(
@@ -661,6 +802,25 @@ def plot_losses(
 # --------------------------------------------------------------------------------------------
 
 
+def make_optimizer(
+    model: nn.Module, *, lr: float = 4e-4, weight_decay: float = 0.1
+) -> torch.optim.AdamW:
+    """The book's ``torch.optim.AdamW(model.parameters(), lr, weight_decay)``, as
+    :func:`pretrain` builds it: the fused implementation (one kernel per tensor, no temporary
+    tensors; the same update to float tolerance) when the parameters are float tensors on the
+    CPU or CUDA, else the default one.
+
+    >>> import torch
+    >>> make_optimizer(torch.nn.Linear(2, 2)).defaults["fused"]
+    True
+    """
+    params = list(model.parameters())
+    fused = bool(params) and all(
+        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params
+    )
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` (or None): CUDA when torch sees a GPU, else the CPU; otherwise ``device``,
     checked: asking for CUDA on a machine without it is a ``ValueError`` saying what to do.
@@ -990,9 +1150,11 @@ def _pretrain(
     )
 
     torch.manual_seed(seed)
-    model = GPTModel(cfg, check_token_ids=dev.type == "cpu")
+    # the ids were checked against vocab_size with the data; the per-batch check reads a value
+    # back (a CUDA sync, a torch.compile graph break), so it runs on a plain CPU run only
+    model = GPTModel(cfg, check_token_ids=dev.type == "cpu" and not compile)
     model.to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay)
     train_loader = TokenBatches(train_data, batch_size, seed=seed, device=dev)
     val_loader = TokenBatches(val_data, batch_size, shuffle=False, drop_last=False, device=dev)
     run = {

@@ -318,6 +318,16 @@ class GPTModel(nn.Module):
 
     def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, num_tokens, vocab_size)`` for token ids ``(batch, num_tokens)``."""
+        logits: torch.Tensor = self.out_head(self.hidden(in_idx))
+        return logits
+
+    def hidden(self, in_idx: torch.Tensor) -> torch.Tensor:
+        """The book's forward pass up to the output head: the final-normed hidden states
+        ``(batch, num_tokens, emb_dim)``; ``forward`` is ``out_head(hidden(in_idx))``.
+
+        :func:`fastllm.pretrain.calc_loss_batch` applies the head and the cross entropy
+        together in chunks of tokens, so that the ``num_tokens x vocab_size`` logits are never
+        all in memory at once."""
         name = type(self).__name__
         check_rank(name, in_idx, (2,), "of token ids (batch, num_tokens)")
         in_idx = check_token_ids(name, in_idx, self.cfg["vocab_size"], self.check_token_ids)
@@ -328,9 +338,8 @@ class GPTModel(nn.Module):
         x = tok_embeds + pos_embeds  # (batch, num_tokens, emb_dim)
         x = self.drop_emb(x)
         x = self.trf_blocks(x)
-        x = self.final_norm(x)
-        logits: torch.Tensor = self.out_head(x)
-        return logits
+        out: torch.Tensor = self.final_norm(x)
+        return out
 
     @property
     def context_length(self) -> int:
