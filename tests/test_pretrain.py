@@ -151,6 +151,13 @@ def test_linear_cross_entropy_gradcheck_and_errors() -> None:
     assert torch.autograd.gradcheck(
         lambda h, w: pt.linear_cross_entropy(h, w, targets, chunk_rows=4), (hidden, weight)
     )
+    # a loss past 87 nats (the target's probability below float32's smallest normal number)
+    far = torch.tensor([[30.0, -30.0], [1.0, 2.0]]) @ torch.tensor([[5.0, 0.0], [0.0, 5.0]])
+    sure = torch.tensor([1, 0])
+    torch.testing.assert_close(
+        pt.linear_cross_entropy(far, torch.eye(2), sure),
+        torch.nn.functional.cross_entropy(far, sure),
+    )
     with pytest.raises(IndexError, match="Target 6 is out of bounds"):
         pt.linear_cross_entropy(hidden, weight, torch.tensor([0, 6, 0, 0, 0, 0, 0, 0, 0]))
     with pytest.raises(ValueError, match=r"targets must be \(tokens,\) = \(9,\)"):
@@ -190,7 +197,7 @@ def test_calc_loss_batch_keeps_the_logits_path_when_it_must() -> None:
     torch.manual_seed(123)
     model = GPTModel(tiny())
     x = torch.randint(0, VOCAB, (2, 8))
-    assert pt._head_fusable(model)
+    assert pt._fusable_head(model) is model
     seen: list[tuple[int, ...]] = []
     handle = model.out_head.register_forward_hook(lambda m, i, out: seen.append(out.shape))
     pt.calc_loss_batch(x, x, model, "cpu")
@@ -201,9 +208,9 @@ def test_calc_loss_batch_keeps_the_logits_path_when_it_must() -> None:
         def forward(self, in_idx: torch.Tensor) -> torch.Tensor:
             return super().forward(in_idx) / 2
 
-    assert not pt._head_fusable(Halved(tiny()))
+    assert pt._fusable_head(Halved(tiny())) is None
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not pt._head_fusable(model)
+        assert pt._fusable_head(model) is None
 
 
 def test_make_optimizer_is_the_books_adamw_fused() -> None:
@@ -309,6 +316,30 @@ def test_tiny_model_learns_the_generated_language(corpus) -> None:
     # previous token cannot beat the bigram entropy: the attention has to work
     assert result.val_losses[-1] < bigram - 0.05, (result.val_losses, unigram, bigram)
     assert result.samples and result.samples[-1].startswith(" a b")
+
+
+def test_bf16_autocast_on_cpu_trains_like_float32(corpus) -> None:
+    """--bf16 on the CPU: the forward pass under bfloat16 autocast (the logits path: the
+    chunked head is float32-only) trains a few steps with the float32 run's losses, to
+    bfloat16's precision (8 bits of mantissa: about 0.4% of a loss)."""
+    common = dict(
+        val=corpus["val"],
+        config=tiny(),
+        batch_size=8,
+        max_steps=24,
+        eval_freq=6,
+        eval_iter=2,
+        lr=1e-3,
+        start_context="",
+        device="cpu",
+        log=None,
+    )
+    full = pt.pretrain(corpus["train"], **common)
+    half = pt.pretrain(corpus["train"], bf16=True, **common)
+    assert half.steps == full.steps == 24
+    assert half.val_losses[-1] < half.val_losses[0] - 0.5  # it learns
+    assert half.train_losses == pytest.approx(full.train_losses, rel=5e-3)
+    assert half.val_losses == pytest.approx(full.val_losses, rel=5e-3)
 
 
 @pytest.mark.parametrize("drop_rate", [0.0, 0.1])

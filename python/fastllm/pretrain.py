@@ -12,17 +12,38 @@ epoch) and :func:`plot_losses` (train and validation loss against epochs and tok
 data position and RNG state) so that a stopped run resumes with the very losses it would have
 had, and the loss curve is saved as a PNG.
 
-Design notes (measured with benches/bench_pretrain.py: CPU time, torch on one thread, tiny
-config with the GPT-2 vocabulary, batch 8 x 64, rounds interleaved ABBA, load average 19-36 on
-2 shared cores): a batch is one fancy-index gather from the memory map (``dataset[rows]``) and
-costs 0.04% of a training step, so there is no prefetch thread or DataLoader worker. The loop
-calls ``loss.item()`` only to evaluate or to draw the progress bar (no per-step device sync).
-Against a bare nanoGPT-style loop over the same model and optimizer: 0.91x and 0.93x tokens
-per CPU second in two bench runs, 1.10x (median of 3 rounds, the same loop fed nanoGPT's own
-batches: 1.06x) in a third; single rounds vary by +-20% at that load, so the figures say "the
-same speed" and no better. The step is the model's (40% of it system time: page faults of the
-100 MB of logits); the loops differ by microseconds per step (the order of ``zero_grad`` was
-measured too: no difference).
+Design notes (measured with benches/bench_pretrain.py and torch.profiler: CPU time, torch on one
+thread, tiny config with the GPT-2 vocabulary, batch 8 x 64, torch 2.15 CPU, 2 shared cores):
+the nanoGPT-style step (0.58-0.67 CPU s at load 10-16) was 38% matmuls, 26% ``log_softmax``
+and its backward, 9% ``fill_``, 21% AdamW (``sqrt``/``div``/``lerp_``/``addcdiv_`` per
+tensor), and 40% of it system time: 100-125k page faults a step (400-500 MB), the 100 MB
+``(512, 50257)`` logits and their gradients (allocations above glibc's 32 MB mmap threshold
+are fresh pages every step) and AdamW's temporaries for the two 25 MB embedding matrices.
+The loops themselves cost microseconds (cProfile: the Trainer's bookkeeping, the progress
+callback, ``model.train()``, the int64 batch copy of 4 KiB, the token-id check: < 0.1%), a
+batch fetch 0.005-0.04% of a step. So the step is made cheaper, with the same numbers:
+
+* :func:`calc_loss_batch` on a :class:`GPTModel` computes the head and the cross entropy
+  together (:func:`linear_cross_entropy`): 64 tokens at a time (13 MB of logits, reused
+  memory, no page faults), the chunk's softmax minus the one-hot targets giving its rows of
+  the hidden states' gradient and its share of the head's, in the forward pass (no logits kept
+  for backward); one ``softmax`` pass instead of ``log_softmax`` + ``exp`` (-11% on the head).
+  The head + loss: 0.44-0.46 CPU s forward and backward -> 0.33 (sys 0.21 -> 0.00). Loss and
+  gradients equal the book's code to 1e-5 (tests/test_pretrain.py); hooks, a subclass's own
+  ``forward``, autocast or a compiled model take the book's logits path.
+* :func:`make_optimizer`: AdamW with ``fused=True`` (CPU kernels since torch 2.4): one pass
+  per tensor and no temporaries, 0.145 -> 0.074 CPU s a step for the 13M parameters, the
+  same update to 3e-8. ``foreach=True`` is no faster on a CPU (and equal bit for bit).
+* Not kept: ``torch.set_flush_denormal`` (process-wide, and it changes numbers; no op of the
+  profile is slowed by subnormals), keeping the gradients across steps (the book's
+  ``zero_grad()`` sets them to None; backward allocates anew either way), int32 batches (the
+  4 KiB copy is nothing).
+
+Whole step (``steps.py``-style interleaved, load 10): 0.577 -> 0.311 CPU s (ce alone 0.413,
+fused AdamW alone 0.460); the bench: fastllm pretrain / nanoGPT-style loop 1.89x (1,572 vs
+848 tokens per CPU second, load 7.7). ``--bf16`` on a CPU runs the book's logits path under
+autocast (losses within 0.01% of float32 in the test); ``--compile`` works on a CPU (losses
+equal to 1e-6) but compiling took 150 s here, so no test runs it.
 """
 
 from __future__ import annotations
@@ -107,27 +128,28 @@ def calc_loss_batch(
     non_blocking = torch.device(device).type == "cuda"
     input_batch = input_batch.to(device, non_blocking=non_blocking)
     target_batch = target_batch.to(device, non_blocking=non_blocking)
-    if _head_fusable(model):
-        hidden = model.hidden(input_batch)  # type: ignore[operator]
-        head = model.out_head.weight  # type: ignore[union-attr]
-        return linear_cross_entropy(hidden.flatten(0, 1), head, target_batch.flatten())
+    gpt = _fusable_head(model)
+    if gpt is not None:
+        hidden = gpt.hidden(input_batch).flatten(0, 1)
+        return linear_cross_entropy(hidden, gpt.out_head.weight, target_batch.flatten())
     logits = model(input_batch)
     return F.cross_entropy(logits.flatten(0, 1), target_batch.flatten())
 
 
-def _head_fusable(model: nn.Module) -> bool:
-    """Whether ``model(x)`` is exactly ``out_head(hidden(x))`` of a :class:`GPTModel`: its
-    own ``forward`` (not a subclass's), no hooks that would see the logits, no autocast (which
-    would run the head in another dtype)."""
+def _fusable_head(model: nn.Module) -> GPTModel | None:
+    """``model`` when ``model(x)`` is exactly ``out_head(hidden(x))`` of a :class:`GPTModel`:
+    its own ``forward`` (not a subclass's), no hooks that would see the logits, no autocast
+    (which would run the head in another dtype); else None."""
     if not isinstance(model, GPTModel) or type(model).forward is not GPTModel.forward:
-        return False
+        return None
     head = model.out_head
     if model._forward_hooks or model._forward_pre_hooks or head._forward_hooks:
-        return False
+        return None
     if head._forward_pre_hooks or head.bias is not None or type(head) is not nn.Linear:
-        return False
-    device_type = head.weight.device.type
-    return not (torch.is_autocast_enabled(device_type) or _global_hooks())
+        return None
+    if torch.is_autocast_enabled(head.weight.device.type) or _global_hooks():
+        return None
+    return model
 
 
 def _global_hooks() -> bool:
@@ -153,7 +175,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     of ``d weight``; backward only scales them."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, rows: int
     ) -> torch.Tensor:
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -163,16 +185,30 @@ class _LinearCrossEntropy(torch.autograd.Function):
         d_hidden = torch.empty_like(hidden) if need_hidden else None
         d_weight = torch.zeros_like(weight) if need_weight else None
         total = hidden.new_zeros(())
+        on_cpu = hidden.device.type == "cpu"
+        tiny = torch.finfo(hidden.dtype).tiny
         for start in range(0, hidden.shape[0], rows):
             h = hidden[start : start + rows]
             keep = valid[start : start + rows]
-            t = targets[start : start + rows].clamp(min=0)
-            p = torch.log_softmax(h @ weight.t(), dim=1)
-            total -= (p.gather(1, t[:, None]).squeeze(1) * keep).sum()
+            t = targets[start : start + rows].clamp(min=0)[:, None]
+            logits = h @ weight.t()
+            if on_cpu:  # softmax is one pass where log_softmax + exp are two (-30% on a CPU)
+                p = torch.softmax(logits, dim=1)
+                picked = p.gather(1, t).squeeze(1)
+                nll = -picked.log()
+                low = picked < tiny  # loss > 87 nats: log of a subnormal or 0, exactly instead
+                if bool(low.any()):
+                    lse = torch.logsumexp(logits[low], dim=1)
+                    nll[low] = lse - logits[low].gather(1, t[low]).squeeze(1)
+            else:  # no value read back on a GPU
+                p = torch.log_softmax(logits, dim=1)
+                nll = -p.gather(1, t).squeeze(1)
+                p.exp_()
+            del logits
+            total += (nll * keep).sum()
             if d_hidden is None and d_weight is None:
                 continue
-            p.exp_()
-            p[torch.arange(p.shape[0], device=p.device), t] -= 1
+            p.scatter_add_(1, t, torch.full_like(t, -1, dtype=p.dtype))
             p.mul_((keep * scale)[:, None])
             if d_hidden is not None:
                 torch.mm(p, weight, out=d_hidden[start : start + rows])
@@ -183,7 +219,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(  # type: ignore[override]
+    def backward(
         ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
         d_hidden, d_weight = ctx.saved_tensors
