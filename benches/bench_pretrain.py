@@ -207,6 +207,7 @@ if __name__ == "__main__":
         f"{CONFIG['vocab_size']}), batch {BATCH} x {CONFIG['context_length']} = {tokens} tokens,"
         f" AdamW, torch on 1 thread, {result['rounds']} interleaved rounds of {STEPS} steps"
     )
+    print("AdamW as each builds it on a CPU: fastllm pretrain fused, nanoGPT not (CUDA only)")
     print(f"nanoGPT-style loop  {result['nanogpt_tokens_per_cpu_s']:,.0f} tokens per CPU second")
     print(f"fastllm pretrain    {result['fastllm_tokens_per_cpu_s']:,.0f} tokens per CPU second")
     print(f"ratio               {result['ratio']:.3f}x (target >= 1.0x)")
