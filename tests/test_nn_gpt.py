@@ -250,6 +250,19 @@ def test_fast_and_explicit_paths_agree_float32_and_gradients() -> None:
         torch.testing.assert_close(p_fast.grad, p_explicit.grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_hidden_is_the_forward_pass_before_the_head() -> None:
+    """GPTModel.hidden (what the chunked loss starts from): forward is out_head(hidden(x)),
+    bit for bit, with the input checks."""
+    torch.manual_seed(123)
+    model = GPTModel(SMALL).eval()
+    x = torch.randint(0, 300, (2, 16))
+    hidden = model.hidden(x)
+    assert hidden.shape == (2, 16, SMALL["emb_dim"])
+    exact(model(x), model.out_head(hidden))
+    with pytest.raises(ValueError, match="exceeds context_length"):
+        model.hidden(torch.zeros(1, SMALL["context_length"] + 1, dtype=torch.long))
+
+
 # --------------------------------------------------------------------------------------------
 # gradient checks (float64, tiny sizes)
 # --------------------------------------------------------------------------------------------

@@ -30,23 +30,26 @@ batch fetch 0.005-0.04% of a step. So the step is made cheaper, with the same nu
   for backward); one ``softmax`` pass instead of ``log_softmax`` + ``exp`` (-11% on the head),
   the mean's 1/count applied to the small factors of the products, not to the probabilities,
   and the first chunk writing the head's gradient instead of zeros + add (-9%).
-  The head + loss: 0.44-0.46 CPU s forward and backward -> 0.33 (sys 0.21 -> 0.00). Loss and
+  The head + loss, forward and backward: 0.44-0.46 CPU s -> 0.28 (sys 0.21 -> 0.00, load 9)
+  in the first version, each later change measured against the one before it. Loss and
   gradients equal the book's code to 1e-5 (tests/test_pretrain.py); hooks, a subclass's own
   ``forward``, autocast, a compiled model or a GPU (not measured: no GPU was lent) take the
   book's logits path.
 * :func:`make_optimizer`: AdamW with ``fused=True`` (CPU kernels since torch 2.4): one pass
   per tensor and no temporaries, 0.145 -> 0.074 CPU s a step for the 13M parameters, the
   same update to 3e-8. ``foreach=True`` is no faster on a CPU (and equal bit for bit).
-* Not kept: ``torch.set_flush_denormal`` (process-wide, and it changes numbers; no op of the
-  profile is slowed by subnormals), keeping the gradients across steps (the book's
-  ``zero_grad()`` sets them to None; backward allocates anew either way), int32 batches (the
-  4 KiB copy is nothing).
+* Not tried, each for a reason: ``torch.set_flush_denormal`` (process-wide, and it changes
+  numbers), keeping the gradients across steps (the book's ``zero_grad()`` sets them to None
+  and backward allocates its results anew either way), int32 batches (the int64 copy is 4 KiB
+  of a 100 ms step), contiguity (every operand of the head is contiguous already).
 
-Whole step (``steps.py``-style interleaved, load 10): 0.577 -> 0.311 CPU s (ce alone 0.413,
-fused AdamW alone 0.460); the bench: fastllm pretrain / nanoGPT-style loop 1.89x (1,572 vs
-848 tokens per CPU second, load 7.7). ``--bf16`` on a CPU runs the book's logits path under
-autocast (losses within 0.01% of float32 in the test); ``--compile`` works on a CPU (losses
-equal to 1e-6) but compiling took 150 s here, so no test runs it.
+Whole step (the four variants interleaved in one process, load 10): 0.577 -> 0.311 CPU s
+(the chunked head alone 0.413, fused AdamW alone 0.460). The bench, fastllm pretrain /
+nanoGPT-style loop: 1.89x (1,572 vs 848 tokens per CPU second, load 7.7), 2.21x (load 15.4)
+and, with the last two changes to the head, 2.15x (1,554 vs 703, load 13.3). ``--bf16`` on a
+CPU runs the book's logits path under autocast (losses within 0.01% of float32 in the test);
+``--compile`` works on a CPU (losses equal to 1e-6) but compiling took 150 s here, so no test
+runs it.
 """
 
 from __future__ import annotations
