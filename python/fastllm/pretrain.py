@@ -41,7 +41,7 @@ batch fetch 0.005-0.04% of a step. So the step is made cheaper, with the same nu
 * Not tried, each for a reason: ``torch.set_flush_denormal`` (process-wide, and it changes
   numbers), keeping the gradients across steps (the book's ``zero_grad()`` sets them to None
   and backward allocates its results anew either way), int32 batches (the int64 copy is 4 KiB
-  of a 100 ms step), contiguity (every operand of the head is contiguous already).
+  of a 0.3 s step), contiguity (every operand of the head is contiguous already).
 
 Whole step (the four variants interleaved in one process, load 10): 0.577 -> 0.311 CPU s
 (the chunked head alone 0.413, fused AdamW alone 0.460). The bench, fastllm pretrain /
