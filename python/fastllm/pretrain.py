@@ -177,9 +177,9 @@ def _chunk_rows(vocab_size: int) -> int:
 
 class _LinearCrossEntropy(torch.autograd.Function):
     """``F.cross_entropy(hidden @ weight.T, targets)`` (mean, ``ignore_index=-100``) computed
-    chunk by chunk, the gradients with it: each chunk's logits become its softmax minus the
-    one-hot targets in place, which gives the chunk's rows of ``d hidden`` and adds its share
-    of ``d weight``; backward only scales them."""
+    chunk by chunk, the gradients with it: each chunk's softmax minus the one-hot targets
+    gives the chunk's rows of ``d hidden`` and its share of ``d weight``; backward only
+    scales them by the incoming gradient."""
 
     @staticmethod
     def forward(
@@ -201,7 +201,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             keep = valid[start : start + rows]
             t = targets[start : start + rows].clamp(min=0)[:, None]
             logits = h @ weight.t()
-            if on_cpu:  # softmax is one pass where log_softmax + exp are two (-30% on a CPU)
+            if on_cpu:  # one softmax kernel is 34% cheaper than log_softmax + exp on a CPU
                 p = torch.softmax(logits, dim=1)
                 picked = p.gather(1, t).squeeze(1)
                 nll = -picked.log()
