@@ -48,10 +48,9 @@ Whole step (the four variants interleaved in one process, load 10): 0.577 -> 0.3
 (the chunked head alone 0.413, fused AdamW alone 0.460). The bench, fastllm pretrain /
 nanoGPT-style loop: 1.89x (1,572 vs 848 tokens per CPU second, load 7.7), 2.21x (load 15.4)
 and, with the last two changes to the head, 2.15x (1,554 vs 703, load 13.3) and 1.96x
-(1,373 vs 707, load 5.5). ``--bf16`` on a
-CPU runs the book's logits path under autocast (losses within 0.01% of float32 in the test);
-``--compile`` works on a CPU (losses equal to 1e-6) but compiling took 150 s here, so no test
-runs it.
+(1,373 vs 707, load 5.5). ``--bf16`` on a CPU runs the book's logits path under autocast
+(losses within 0.01% of float32 in the test); ``--compile`` works on a CPU (losses equal to
+1e-6) but compiling took 150 s here, so no test runs it.
 """
 
 from __future__ import annotations
