@@ -1,7 +1,7 @@
 """The figures of README "Past one machine": local ``fastllm tokenize`` vs ``--ray`` with 1 and
 2 actors on the same >= 1 GB of Parquet (made from this Python's standard library sources).
 
-    python benches/ray_scaling.py DIR [--gb 1.0] [--rounds 1] [--object-store-mb 256]
+    python benches/ray_scaling.py DIR [--gb 1.0] [--rounds 1] [--object-store-mb 200]
 
 Writes ``DIR/corpus/parquet-<GB>GB/*.parquet`` once (>= ``--gb`` GB of Parquet on disk, 8 files
 or more, pyarrow's default compression, 16,384 rows a row group; reruns reuse it), then runs,
@@ -13,9 +13,9 @@ same shard size. For each run: wall-clock, start-up (to the first encoded batch)
 steady-state rate after it, CPU seconds (the local process; for Ray the driver plus every
 process of the cluster it started: GCS, raylet, read tasks, actors, sampled from /proc), the
 driver's peak RSS (VmHWM) and the peaks of its anonymous / file / shared-memory parts
-(RssAnon / RssFile / RssShmem, sampled every 0.2 s), with the load average before and after.
-Then the three ratios and the driver's memory against the targets, and checks that the shards
-and manifests are identical to the local run's.
+(RssAnon / RssFile / RssShmem, sampled every 0.2 s; the cluster's CPU once a second), with
+the load average before and after. Then the three ratios and the driver's memory against
+the targets, and checks that the shards and manifests are identical to the local run's.
 
 The machine may be shared: wall-clock figures are then under load (the load average is
 printed); CPU seconds per MB do not depend on the load much, and their ratio (local / Ray)
@@ -57,12 +57,14 @@ def descendants():
             except OSError:
                 continue
             parent[int(name)] = (int(fields[1]), fields)
+    children = {}
+    for pid, (ppid, fields) in parent.items():
+        children.setdefault(ppid, []).append(pid)
     found, todo = {}, [me]
     while todo:
-        p = todo.pop()
-        for pid, (ppid, fields) in parent.items():
-            if ppid == p and pid not in found:
-                found[pid] = fields
+        for pid in children.get(todo.pop(), ()):
+            if pid not in found:
+                found[pid] = parent[pid][1]
                 todo.append(pid)
     for pid, f in found.items():
         # utime stime cutime cstime (fields 14-17 of stat; here from index 11), start time 22
@@ -73,9 +75,11 @@ def descendants():
 stop = threading.Event()
 sampler_cpu = [0.0]
 def sample():
+    n = 0
     while not stop.wait(0.2):
         status()
-        if kind != "local":
+        n += 1
+        if kind != "local" and n % 5 == 0:  # the cluster's processes once a second
             descendants()
     sampler_cpu[0] = time.thread_time()
 
@@ -90,8 +94,9 @@ if kind == "local":
 else:
     import ray
     from fastllm import distributed
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=int(store_mb) << 20,
-             log_to_driver=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False,
+             object_store_memory=int(store_mb) << 20, log_to_driver=False,
+             logging_level="ERROR")
     init = time.perf_counter() - start
     stats = distributed.tokenize(inputs, out, actors=int(actors), resume=False,
                                  shard_tokens=int(shard))
@@ -199,7 +204,7 @@ def main() -> None:
     parser.add_argument("dir", type=Path)
     parser.add_argument("--gb", type=float, default=1.0, help="GB of Parquet on disk")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--object-store-mb", type=int, default=256)
+    parser.add_argument("--object-store-mb", type=int, default=200)
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     parquet = make_corpus(args.dir / "corpus", args.gb)

@@ -464,7 +464,7 @@ def test_encode_file_bytes_is_the_local_run(tmp_path: Path) -> None:
     assert str(raised.value) == local
 
 
-def test_compressed_inputs_are_the_local_run(one_node: Any, tmp_path: Path) -> None:
+def test_compressed_inputs_are_the_local_run(two_nodes: Any, tmp_path: Path) -> None:
     folder = _compressed_inputs(tmp_path)
     (tmp_path / "local").mkdir()
     fastllm.tokenize_files(folder, tmp_path / "local" / "tokens.bin", shard_tokens=SHARD,
