@@ -2,6 +2,7 @@
 2 actors on the same >= 1 GB of Parquet (made from this Python's standard library sources).
 
     python benches/ray_scaling.py DIR [--gb 1.0] [--rounds 1] [--object-store-mb 200]
+                                      [--runs local,ray-1,ray-2]
 
 Writes ``DIR/corpus/parquet-<GB>GB/*.parquet`` once (>= ``--gb`` GB of Parquet on disk, 8 files
 or more, pyarrow's default compression, 16,384 rows a row group; reruns reuse it), then runs,
@@ -30,6 +31,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SHARD_TOKENS = 100_000_000
 TARGETS = {"wall": 0.5, "steady": 0.8, "scaling": 1.6, "rss_mb": 500.0}
@@ -53,10 +55,11 @@ def descendants():
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                fields = open(f"/proc/{name}/stat").read().rsplit(")", 1)[1].split()
+                head, _, tail = open(f"/proc/{name}/stat").read().rpartition(")")
             except OSError:
                 continue
-            parent[int(name)] = (int(fields[1]), fields)
+            fields = [head.partition("(")[2], *tail.split()]
+            parent[int(name)] = (int(fields[2]), fields)
     children = {}
     for pid, (ppid, fields) in parent.items():
         children.setdefault(ppid, []).append(pid)
@@ -68,9 +71,9 @@ def descendants():
                 todo.append(pid)
     for pid, f in found.items():
         # utime stime cutime cstime (fields 14-17 of stat; here from index 11), start time 22
-        cpu = sum(int(x) for x in f[11:15]) / TICK
-        key = (pid, f[19])
-        cluster[key] = max(cluster.get(key, 0.0), cpu)
+        cpu = sum(int(x) for x in f[12:16]) / TICK
+        key = (pid, f[20])
+        cluster[key] = max(cluster.get(key, (f[0], 0.0)), (f[0], cpu), key=lambda v: v[1])
 
 stop = threading.Event()
 sampler_cpu = [0.0]
@@ -107,12 +110,17 @@ wall = time.perf_counter() - start
 status()
 stop.set()
 thread.join()
+by_name: dict = {}
+for comm, cpu in cluster.values():
+    by_name[comm] = by_name.get(comm, 0.0) + cpu
 usage = resource.getrusage(resource.RUSAGE_SELF)
 own = usage.ru_utime + usage.ru_stime - sampler_cpu[0]
 if kind != "local":
     ray.shutdown()
 print(json.dumps({"wall": wall, "bytes": stats.input_bytes, "text_bytes": stats.text_bytes,
-                  "tokens": stats.tokens, "cpu": own, "cluster_cpu": sum(cluster.values()),
+                  "tokens": stats.tokens, "cpu": own,
+                  "cluster_cpu": sum(cpu for _, cpu in cluster.values()),
+                  "by_name": by_name,
                   "load0": load0, "load1": os.getloadavg()[0],
                   **{k: v / 1024 for k, v in peaks.items()}, **extra}))
 """
@@ -158,7 +166,7 @@ def make_corpus(folder: Path, gb: float) -> Path:
     return parquet
 
 
-def run(kind: str, out: Path, inputs: Path, actors: int, store_mb: int) -> dict[str, float]:
+def run(kind: str, out: Path, inputs: Path, actors: int, store_mb: int) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", _RUN, kind, str(out), str(inputs), str(actors),
          str(SHARD_TOKENS), str(store_mb)],
@@ -167,7 +175,7 @@ def run(kind: str, out: Path, inputs: Path, actors: int, store_mb: int) -> dict[
     )
     if done.returncode:
         raise SystemExit(f"{kind} {actors}: {done.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -183,7 +191,7 @@ def _outputs(out: Path) -> dict[str, bytes]:
     return files
 
 
-def _line(name: str, r: dict[str, float]) -> str:
+def _line(name: str, r: dict[str, Any]) -> str:
     mb = r["text_bytes"] / 1e6
     cpu = r["cpu"] + r["cluster_cpu"]
     line = (f"{name:6s} wall {r['wall']:6.1f} s {mb / r['wall']:5.1f} MB/s  CPU {cpu:6.1f} s "
@@ -192,7 +200,9 @@ def _line(name: str, r: dict[str, float]) -> str:
         steady = mb / (r["wall"] - r["startup"])
         line += (f"  start-up {r['startup']:5.1f} s (ray.init {r['init']:4.1f})  steady "
                  f"{steady:5.1f} MB/s  driver CPU {r['cpu']:5.1f} s  cluster CPU "
-                 f"{r['cluster_cpu']:6.1f} s (actors {r['actor_cpu']:6.1f})")
+                 f"{r['cluster_cpu']:6.1f} s (actors {r['actor_cpu']:6.1f}; by process name: "
+                 + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
+                     r["by_name"].items(), key=lambda kv: -kv[1])[:5]) + ")")
     line += (f"  peak RSS {r['VmHWM']:.0f} MB (anon {r['RssAnon']:.0f}, file "
              f"{r['RssFile']:.0f}, shm {r['RssShmem']:.0f})  load {r['load0']:.1f}->"
              f"{r['load1']:.1f}")
@@ -205,31 +215,40 @@ def main() -> None:
     parser.add_argument("--gb", type=float, default=1.0, help="GB of Parquet on disk")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--object-store-mb", type=int, default=200)
+    parser.add_argument("--runs", default="local,ray-1,ray-2",
+                        help="which runs (the ratios need all three; reruns reuse earlier "
+                        "runs' outputs for the identity check)")
     args = parser.parse_args()
+    wanted = args.runs.split(",")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     parquet = make_corpus(args.dir / "corpus", args.gb)
     parts = sorted(parquet.iterdir())
     print(f"input: {sum(p.stat().st_size for p in parts) / 1e9:.2f} GB of Parquet in "
           f"{len(parts)} files; object store {args.object_store_mb} MB", flush=True)
-    results: dict[str, list[dict[str, float]]] = {}
+    results: dict[str, list[dict[str, Any]]] = {}
     for _ in range(args.rounds):
         for kind, actors in (("local", 0), ("ray", 1), ("ray", 2)):
             name = kind if kind == "local" else f"ray-{actors}"
+            if name not in wanted:
+                continue
             (args.dir / name).mkdir(exist_ok=True)
             r = run(kind, args.dir / name / "tokens.bin", parquet, actors, args.object_store_mb)
             results.setdefault(name, []).append(r)
             print(_line(name, r), flush=True)
     local = _outputs(args.dir / "local" / "tokens.bin")
-    same = all(_outputs(args.dir / n / "tokens.bin") == local for n in ("ray-1", "ray-2"))
+    same = all(_outputs(args.dir / n / "tokens.bin") == local for n in results if n != "local")
+    print(f"identical shards and manifest: {same}")
+    if len(results) < 3:
+        return
 
-    def rate(r: dict[str, float]) -> float:
-        return r["text_bytes"] / r["wall"]
+    def rate(r: dict[str, Any]) -> float:
+        return float(r["text_bytes"] / r["wall"])
 
-    def steady(r: dict[str, float]) -> float:
-        return r["text_bytes"] / (r["wall"] - r["startup"])
+    def steady(r: dict[str, Any]) -> float:
+        return float(r["text_bytes"] / (r["wall"] - r["startup"]))
 
-    def cpu_per_byte(r: dict[str, float]) -> float:
-        return (r["cpu"] + r["cluster_cpu"]) / r["text_bytes"]
+    def cpu_per_byte(r: dict[str, Any]) -> float:
+        return float((r["cpu"] + r["cluster_cpu"]) / r["text_bytes"])
 
     local_rate = max(map(rate, results["local"]))
     ray2 = max(results["ray-2"], key=rate)
@@ -244,7 +263,6 @@ def main() -> None:
         ok = value <= target if low else value >= target
         return f"{'met' if ok else 'MISSED'} (target {'<=' if low else '>='} {target:g})"
 
-    print(f"identical shards and manifest: {same}")
     print(f"ray-2 / local, start-up included: {wall:.2f}x {verdict(wall, TARGETS['wall'])}")
     print(f"ray-2 steady / local: {steady2:.2f}x {verdict(steady2, TARGETS['steady'])}")
     print(f"ray-2 / ray-1 steady: {scaling:.2f}x {verdict(scaling, TARGETS['scaling'])}")
