@@ -1,7 +1,7 @@
 """The figures of README "Past one machine": local ``fastllm tokenize`` vs ``--ray`` with 1 and
 2 actors on the same >= 1 GB of Parquet (made from this Python's standard library sources).
 
-    python benches/ray_scaling.py DIR [--gb 1.0] [--rounds 1] [--object-store-mb 200]
+    python benches/ray_scaling.py DIR [--gb 1.0] [--rounds 1] [--object-store-mb 150]
                                       [--runs local,ray-1,ray-2]
 
 Writes ``DIR/corpus/parquet-<GB>GB/*.parquet`` once (>= ``--gb`` GB of Parquet on disk, 8 files
@@ -214,7 +214,7 @@ def main() -> None:
     parser.add_argument("dir", type=Path)
     parser.add_argument("--gb", type=float, default=1.0, help="GB of Parquet on disk")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--object-store-mb", type=int, default=200)
+    parser.add_argument("--object-store-mb", type=int, default=150)
     parser.add_argument("--runs", default="local,ray-1,ray-2",
                         help="which runs (the ratios need all three; reruns reuse earlier "
                         "runs' outputs for the identity check)")
