@@ -191,16 +191,29 @@ def test_bad_text_names_the_file_and_leaves_nothing_complete(one_node: Any,
     (tmp_path / "in" / "a.txt").write_text("fine")
     (tmp_path / "in" / "b.txt").write_bytes(b"caf\xe9 au lait")
     out = tmp_path / "out.bin"
-    with pytest.raises(ValueError, match=r"b\.txt: invalid UTF-8 at byte 3"):
+    local = _local_error(tmp_path / "in", tmp_path / "local.bin")
+    assert "b.txt: invalid UTF-8 at byte offset 3" in local
+    with pytest.raises(ValueError) as raised:
         distributed.tokenize(tmp_path / "in", out)
+    assert str(raised.value) == local  # the local run's own text (the same Rust code)
     assert not manifest_path(out).exists()
+
+
+def _local_error(inputs: Path, out: Path) -> str:
+    """The text of the ValueError the local run raises for ``inputs``."""
+    with pytest.raises(ValueError) as raised:
+        fastllm.tokenize_files(inputs, out, shard_tokens=SHARD)
+    return str(raised.value)
 
 
 def test_missing_field_names_the_file_and_line(one_node: Any, tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text('{"text": "a"}\n\n{"body": "b"}\n')
-    with pytest.raises(ValueError, match=r"a\.jsonl: line 3: no 'text' field"):
+    local = _local_error(path, tmp_path / "local.bin")
+    assert 'a.jsonl, line 3: no "text" field' in local
+    with pytest.raises(ValueError) as raised:
         distributed.tokenize(path, tmp_path / "out.bin")
+    assert str(raised.value) == local
     assert not manifest_path(tmp_path / "out.bin").exists()
 
 
@@ -394,3 +407,70 @@ def test_without_ray_the_error_names_the_extra(tmp_path: Path) -> None:
     assert "ImportError: fastllm.distributed needs Ray Data: pip install 'fastllm[ray]'" in (
         result.stderr
     )
+
+
+# ---- the actors' Rust binding, without a cluster ----
+
+
+def _compressed_inputs(root: Path) -> Path:
+    """Text and JSONL files, plain, gzip and zstd, one with invalid UTF-8 and a BOM."""
+    import gzip
+
+    zstandard = pytest.importorskip("zstandard")
+    folder = root / "mixed"
+    folder.mkdir()
+    docs = _documents(150_000)
+    jsonl = "".join(json.dumps({"text": d}) + "\n\n" for d in docs[:20]).encode()
+    (folder / "a.jsonl.gz").write_bytes(gzip.compress(b"\xef\xbb\xbf" + jsonl))
+    (folder / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jsonl))
+    (folder / "c.txt").write_bytes(docs[21].encode() + b"\xff\xfe caf\xe9" + docs[22].encode())
+    (folder / "d.txt.gz").write_bytes(gzip.compress(b""))
+    (folder / "e.txt").write_bytes(b"")
+    return folder
+
+
+def test_encode_file_bytes_is_the_local_run(tmp_path: Path) -> None:
+    """What an actor makes of each file's bytes, concatenated, is the local run's token file."""
+    import numpy as np
+
+    from fastllm import _fastllm
+    from fastllm._inputs import input_format
+    from fastllm.tokenfile import _corpus_encoder
+
+    folder = _compressed_inputs(tmp_path)
+    stats = fastllm.tokenize_files(folder, tmp_path / "local.bin", errors="replace")
+    expected = np.fromfile(tmp_path / "local.bin", np.uint16)[-stats.tokens :]
+    core = _corpus_encoder("gpt2")
+    tokens, documents, replaced, text_bytes = [], 0, 0, 0
+    for path in sorted(folder.iterdir()):
+        raw = np.frombuffer(path.read_bytes(), np.uint8)
+        data, starts, nbytes, bad = _fastllm.encode_file_bytes(
+            core, raw, str(path), input_format(str(path), "auto"), "text", True, "replace"
+        )
+        assert starts.dtype == np.uint64 and (starts[:1] == 0).all()
+        tokens.append(data.view(np.uint16))
+        documents += len(starts)
+        replaced += bad
+        text_bytes += nbytes
+    assert np.array_equal(np.concatenate(tokens), expected)
+    assert (documents, replaced, text_bytes) == (stats.documents, stats.replaced,
+                                                 stats.text_bytes)
+    assert replaced == 3  # \xff, \xfe, \xe9
+    # Strict: the local run's error text.
+    local = _local_error(folder / "c.txt", tmp_path / "strict.bin")
+    with pytest.raises(ValueError) as raised:
+        _fastllm.encode_file_bytes(core, np.frombuffer((folder / "c.txt").read_bytes(), np.uint8),
+                                   str(folder / "c.txt"), "text", "text", True, "strict")
+    assert str(raised.value) == local
+
+
+def test_compressed_inputs_are_the_local_run(two_nodes: Any, tmp_path: Path) -> None:
+    folder = _compressed_inputs(tmp_path)
+    (tmp_path / "local").mkdir()
+    fastllm.tokenize_files(folder, tmp_path / "local" / "tokens.bin", shard_tokens=SHARD,
+                           errors="replace")
+    expected = _outputs(tmp_path / "local" / "tokens.bin")
+    (tmp_path / "ray").mkdir()
+    out, stats = _ray_run(folder, tmp_path / "ray", errors="replace")
+    assert _outputs(out) == expected
+    assert stats.replaced == 3

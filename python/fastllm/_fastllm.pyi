@@ -229,6 +229,15 @@ def describe_inputs(
     paths: _PathSequence[str], formats: _PathSequence[str]
 ) -> list[dict[str, Any]]: ...
 def check_output(out: str | PathLike[str]) -> None: ...
+def encode_file_bytes(
+    encoder: CorpusEncoder,
+    data: npt.NDArray[np.uint8],
+    path: str | PathLike[str],
+    format: str,
+    field: str,
+    eot: bool,
+    errors: str,
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint64], int, int]: ...
 class TokenizeResult:
     """What ``tokenize_files`` wrote (or found up to date), typed."""
 

@@ -54,7 +54,20 @@ use output::Counts;
 
 pub use output::Paths;
 pub use shards::{shard_identity, write_manifest, Layout, ShardEntry, ShardSpec, ShardWriter};
-pub use work::FileCount;
+pub use work::{Encoded, FileCount};
+
+/// One whole text or JSONL file's raw bytes (gzip, zstd or plain, read elsewhere: a Ray actor's
+/// input) tokenized as a run reading the file tokenizes it: the same decompression, UTF-8 and
+/// JSONL reading and encoding code, so the tokens, counts and errors are the local run's.
+pub fn encode_file_bytes(
+    encoder: &Encoder,
+    settings: &Settings,
+    input: &Input,
+    raw: &[u8],
+) -> Result<Encoded> {
+    let text = source::decompress(raw, &input.path)?;
+    work::encode_file(encoder.core(), settings, input, &text, encoder.dtype())
+}
 
 /// How an input file holds its documents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -315,11 +315,7 @@ pub fn open(
         }
     }
     let head = magic.get(..got).unwrap_or_default();
-    let compression = match head {
-        [0x1f, 0x8b, ..] => Compression::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
-        _ => Compression::None,
-    };
+    let compression = compression_of(head);
     counter.fetch_add(got as u64, Ordering::Relaxed);
     let counting = Counting {
         inner: file,
@@ -337,6 +333,34 @@ pub fn open(
         }
     };
     Ok((reader, compression))
+}
+
+/// How a file whose first bytes are `head` is stored.
+fn compression_of(head: &[u8]) -> Compression {
+    match head {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+/// A whole file's bytes `raw` (read elsewhere, e.g. by a Ray read task) as its text: decompressed
+/// as [`open`] decompresses the file (the same detection and decoders, the same errors naming
+/// `path`); borrowed when it is not compressed.
+pub fn decompress<'a>(raw: &'a [u8], path: &Path) -> Result<std::borrow::Cow<'a, [u8]>> {
+    let mut reader: Box<dyn Read + 'a> = match compression_of(raw.get(..4).unwrap_or(raw)) {
+        Compression::None => return Ok(std::borrow::Cow::Borrowed(raw)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| io_error(path, &e))?)
+        }
+    };
+    let mut data = Vec::new();
+    let mut want = raw.len().saturating_mul(4).max(1 << 20);
+    while !fill(reader.as_mut(), &mut data, want, path)? {
+        want = want.saturating_mul(2);
+    }
+    Ok(std::borrow::Cow::Owned(data))
 }
 
 /// Reads into `data` until it holds `want` bytes or the reader ends; true at the end.

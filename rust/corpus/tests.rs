@@ -817,3 +817,63 @@ fn inputs_must_be_regular_files_and_unchanged() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn one_file_s_bytes_encode_as_the_run_reads_the_file() -> TestResult {
+    let encoder = gpt2()?;
+    let dir = TempDir::new()?;
+    let text = sample_text(7, 30_000);
+    let records: Vec<String> = (0..12).map(|i| sample_text(i, 700)).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes())?;
+    let zst = zstd::stream::encode_all(jsonl_of(&records).as_bytes(), 3)?;
+    let inputs = vec![
+        text_input(dir.file("a.txt.gz", &gz.finish()?)?),
+        jsonl_input(dir.file("r.jsonl.zst", &zst)?),
+        text_input(dir.file("bad.txt", b"ok \xff then")?),
+    ];
+    let replace = settings(encoder.eot_token(), true);
+    let out = dir.0.join("run.bin");
+    // Small jobs: the run cuts the files; one file's bytes are one segment.
+    tokenize_files(
+        &encoder,
+        &inputs,
+        &out,
+        &replace,
+        &options(2, 2000),
+        &mut no_progress(),
+    )?;
+    let mut tokens = Vec::new();
+    let mut replaced = 0;
+    for input in &inputs {
+        let encoded = encode_file_bytes(&encoder, &replace, input, &fs::read(&input.path)?)?;
+        check(
+            encoded.doc_starts.first() == Some(&0),
+            "a file starts a document",
+        )?;
+        tokens.extend(
+            encoded
+                .bytes
+                .chunks_exact(2)
+                .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
+        );
+        replaced += encoded.replaced;
+    }
+    check(tokens == read_u16(&out)?, "the run's tokens")?;
+    check(replaced == 1, "one replaced sequence")?;
+    // Strict: the run's own error.
+    let strict = settings(encoder.eot_token(), false);
+    let run = tokenize_files(
+        &encoder,
+        &inputs[2..],
+        &dir.0.join("strict.bin"),
+        &strict,
+        &options(1, 2000),
+        &mut no_progress(),
+    );
+    let one = encode_file_bytes(&encoder, &strict, &inputs[2], b"ok \xff then");
+    match (run, one) {
+        (Err(a), Err(b)) => check(a.to_string() == b.to_string(), format!("{a} vs {b}")),
+        _ => check(false, "both fail"),
+    }
+}

@@ -214,6 +214,46 @@ pub fn encode_job(
         };
         encode_segment(bpe, settings, input, segment, bytes, tokens, &mut out)?;
     }
+    lay_out(tokens, dtype, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes one whole text or JSONL file whose (decompressed) bytes are `bytes`, as a run reading
+/// the file encodes it (one segment: the same decode, records and errors; a text document cut at
+/// safe cuts encodes to the same tokens): what a Ray actor does with a file read for it.
+pub fn encode_file(
+    bpe: &CoreBpe,
+    settings: &Settings,
+    input: &Input,
+    bytes: &[u8],
+    dtype: Dtype,
+) -> Result<Encoded> {
+    if input.format == Format::Parquet {
+        return Err(Error::InvalidArgument(format!(
+            "{}: a Parquet file is read by columns, not as one file's bytes",
+            input.display()
+        )));
+    }
+    let segment = Segment {
+        file: 0,
+        start: 0,
+        end: bytes.len(),
+        format: input.format,
+        offset: 0,
+        line: 1,
+        starts_doc: true,
+        ends_doc: true,
+        rows: Vec::new(),
+    };
+    let mut out = Encoded::default();
+    let mut tokens = Vec::new();
+    encode_segment(bpe, settings, input, &segment, bytes, &mut tokens, &mut out)?;
+    lay_out(&tokens, Some(dtype), &mut out)?;
+    Ok(out)
+}
+
+/// `tokens` laid out in `dtype` (little-endian) into `out.bytes`; None only counts them.
+fn lay_out(tokens: &[Rank], dtype: Option<Dtype>, out: &mut Encoded) -> Result<()> {
     out.tokens = tokens.len() as u64;
     // Fixed-size chunks: the compiler vectorizes these loops.
     let size = tokens.len() * dtype.map_or(0, |d| d.itemsize() as usize);
@@ -234,5 +274,5 @@ pub fn encode_job(
         }
         None => {}
     }
-    Ok(out)
+    Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use std::sync::Mutex;
 
-use numpy::PyReadonlyArray1;
+use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString};
@@ -812,6 +812,47 @@ fn write_laid_out(
     writer.write(data, starts)
 }
 
+/// `(tokens, doc_starts, text_bytes, replaced)` of one whole text or JSONL file from its raw
+/// bytes `data` (a NumPy view of e.g. an Arrow binary value, borrowed: no copy; gzip/zstd told
+/// apart by their first bytes), tokenized with the GIL released by the local run's own code
+/// (`corpus::encode_file_bytes`): the tokens in the encoder's dtype as little-endian bytes and the
+/// documents' token starts, both NumPy arrays owning the Rust buffers. `path` names the file in
+/// errors (the local run's texts) and `format` is `"text"` or `"jsonl"`.
+#[pyfunction]
+#[pyo3(signature = (encoder, data, path, format, field, eot, errors))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn encode_file_bytes<'py>(
+    py: Python<'py>,
+    encoder: &PyCorpusEncoder,
+    data: PyReadonlyArray1<'py, u8>,
+    path: PathBuf,
+    format: &str,
+    field: String,
+    eot: bool,
+    errors: &str,
+) -> PyResult<(
+    Bound<'py, PyArray1<u8>>,
+    Bound<'py, PyArray1<u64>>,
+    u64,
+    u64,
+)> {
+    let settings = settings(&encoder.inner, field, eot, errors)?;
+    let input = Input {
+        path,
+        format: Format::parse(format)?,
+    };
+    let raw = data.as_slice()?;
+    let encoder = &encoder.inner;
+    let encoded = py.detach(|| corpus::encode_file_bytes(encoder, &settings, &input, raw))?;
+    let text_bytes = encoded.files.iter().map(|(_, c)| c.text_bytes).sum();
+    Ok((
+        PyArray1::from_vec(py, encoded.bytes),
+        PyArray1::from_vec(py, encoded.doc_starts),
+        text_bytes,
+        encoded.replaced,
+    ))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCorpusEncoder>()?;
     m.add_class::<PyShardWriter>()?;
@@ -823,5 +864,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(count_files, m)?)?;
     m.add_function(wrap_pyfunction!(describe_inputs, m)?)?;
     m.add_function(wrap_pyfunction!(check_output, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_file_bytes, m)?)?;
     Ok(())
 }
