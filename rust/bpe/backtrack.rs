@@ -30,7 +30,13 @@
 //!   14.8 -> 14.9 (its piece is cut into chunks the bucket merge takes). 1 MB of `'a'`, second
 //!   call, CPU: gpt2 20.2 -> 12.8 ms, cl100k 23.4 -> 13.9, o200k 18.4 -> 9.8; the first call
 //!   pays the trie's build (gpt2 ~16 ms, cl100k ~44, o200k ~61: the sort of the tokens; not yet
-//!   made cheaper).
+//!   made cheaper: sorting by a packed 8-byte head and laying the sorted bytes side by side
+//!   changed nothing measurable).
+//! - Pathological 1 MB inputs (`benches/texts.py`), CPU ms in one process, median of 3 (the first
+//!   call included), pinned, load 3.6, main -> this: gpt2 'a' 22.5 -> 11.3, digits 190 -> 158;
+//!   cl100k 'a' 17.2 -> 9.5, spaces 19.8 -> 6.0, space-newline 57 -> 38, cjk_char 25.8 -> 16.3;
+//!   o200k 'a' 20.0 -> 11.9, spaces 18.5 -> 6.5, space-newline 60 -> 47; the others equal within
+//!   noise. 13 of 21 cells <= 20 ms (11 before); doubling 1.77-2.39x (5 cells over 2.2x).
 //! - Tried and dropped: checking a pair without merging its bytes by undoing both tokens' last
 //!   merges (the `bpe` crate's `is_valid_token_pair`). It is exact only when every merge makes a
 //!   token ranked above its (multi-byte) parts; gpt2 / cl100k / o200k each have 22-71 k splits
