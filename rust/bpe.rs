@@ -9,8 +9,9 @@
 //!   their concatenation (which is also its rank). Every part of a piece is a token at every step
 //!   (single bytes at first, then merges of tokens), so the pair table answers exactly what
 //!   tiktoken's byte-slice lookup answers, with one u64 hash instead of hashing a byte slice.
-//!   This needs all 256 single bytes in the vocabulary (true of every byte-level BPE); a
-//!   vocabulary without them falls back to slice lookups (`merge_bytes`).
+//!   A single byte that the vocabulary lacks gets a stand-in id (`MISSING_BYTE`), so such
+//!   vocabularies take the same linear paths (they took a quadratic byte-slice merge, kept as
+//!   the tests' reference: a 1 MB piece never finished; now the same tokens as tiktoken).
 //! - The first lookups of a merge (byte + byte) read a dense 256x256 table that stays in cache:
 //!   over half the pair lookups on non-Latin text.
 //! - Short pieces keep tiktoken's scheme (an array of parts and a linear scan for the lowest
@@ -41,6 +42,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
 
+use std::sync::OnceLock;
+
 use rustc_hash::FxHashMap;
 
 use crate::vocab::{Rank, Ranks};
@@ -48,6 +51,13 @@ use crate::vocab::{Rank, Ranks};
 mod backtrack;
 
 const NO_RANK: Rank = Rank::MAX;
+
+/// The id standing in for byte `b` when the vocabulary lacks it: `MISSING_BYTE + b`, above every
+/// id a vocabulary may use (`vocab::MAX_ID`) and below `NO_RANK`. Merging treats it as a part
+/// like any other (a pair with it has the rank of its concatenation when that is a token, as
+/// tiktoken's byte-slice lookup has), so vocabularies lacking single bytes merge by the same
+/// linear paths; such an id left in a piece's tokens is reported as the missing byte.
+const MISSING_BYTE: Rank = Rank::MAX - 512;
 
 /// The `Err` of [`encode_piece`] when the state of a long piece could not be allocated.
 pub const OUT_OF_MEMORY: usize = usize::MAX;
@@ -74,6 +84,12 @@ pub struct MergeTable {
     /// so a long piece is cut there and its halves merged separately (exactly the same tokens:
     /// no pair across the cut has a rank, so the two halves' merges never compete).
     crossable: Vec<u64>,
+    /// Every token in a trie for the long-piece search, built on the first long piece (part of
+    /// the encoding's fixed tables, like this table: see `backtrack`).
+    trie: OnceLock<Option<backtrack::Trie>>,
+    /// The length of each token, for vocabularies lacking single bytes only (to say where a
+    /// missing byte is).
+    lens: FxHashMap<Rank, u32>,
 }
 
 /// Tokens and pieces up to this many bytes are looked up by a packed `u128` key (bytes in the
@@ -158,7 +174,14 @@ impl RollingHash {
 /// time linear in the vocabulary's total size: short tokens by direct lookups, long ones by
 /// rolling hashes (a side of at most `DIRECT_SPLIT_MAX` bytes is also checked byte for byte; a
 /// longer side is trusted to its 61-bit hash and length, with a random base).
-fn token_pairs(ranks: &Ranks) -> FxHashMap<u64, Rank> {
+fn token_pairs(ranks: &Ranks, byte_ids: &[Rank; 256]) -> FxHashMap<u64, Rank> {
+    // A part is a token or a single byte (a missing byte has its stand-in id).
+    let part = |bytes: &[u8]| -> Option<Rank> {
+        match bytes {
+            [b] => Some(byte_ids[usize::from(*b)]),
+            _ => ranks.get(bytes).copied(),
+        }
+    };
     let mut pairs = FxHashMap::default();
     pairs.reserve(ranks.len() * 3);
     let has_long = ranks.keys().any(|t| t.len() > DIRECT_SPLIT_MAX);
@@ -177,7 +200,7 @@ fn token_pairs(ranks: &Ranks) -> FxHashMap<u64, Rank> {
         if n <= DIRECT_SPLIT_MAX {
             for cut in 1..n {
                 let (left, right) = token.split_at(cut);
-                if let (Some(&l), Some(&r)) = (ranks.get(left), ranks.get(right)) {
+                if let (Some(l), Some(r)) = (part(left), part(right)) {
                     pairs.insert(pair_key(l, r), id);
                 }
             }
@@ -195,7 +218,7 @@ fn token_pairs(ranks: &Ranks) -> FxHashMap<u64, Rank> {
         let side = |a: usize, b: usize| -> Option<Rank> {
             let bytes = &token[a..b];
             if b - a <= DIRECT_SPLIT_MAX {
-                return ranks.get(bytes).copied();
+                return part(bytes);
             }
             let h = RollingHash::range(&prefix, &powers, a, b);
             by_hash.get(&(h, b - a)).copied()
@@ -213,16 +236,21 @@ impl MergeTable {
     /// Linear in the vocabulary's total size (see [`token_pairs`]).
     pub fn new(ranks: &Ranks) -> Self {
         let mut byte_ids = [NO_RANK; 256];
+        let mut complete = true;
         for (b, slot) in byte_ids.iter_mut().enumerate() {
-            if let Some(&id) = ranks.get([b as u8].as_slice()) {
-                *slot = id;
-            }
+            *slot = match ranks.get([b as u8].as_slice()) {
+                Some(&id) => id,
+                None => {
+                    complete = false;
+                    MISSING_BYTE + b as Rank
+                }
+            };
         }
-        let complete = byte_ids.iter().all(|&id| id != NO_RANK);
-        let pairs = if complete {
-            token_pairs(ranks)
-        } else {
+        let pairs = token_pairs(ranks, &byte_ids);
+        let lens = if complete {
             FxHashMap::default()
+        } else {
+            ranks.iter().map(|(t, &id)| (id, t.len() as u32)).collect()
         };
         let mut crossable = vec![0u64; 1024];
         for token in ranks.keys() {
@@ -239,17 +267,13 @@ impl MergeTable {
         let byte_pairs = (0..=u16::MAX)
             .map(|ab| {
                 let [a, b] = ab.to_be_bytes();
-                if complete {
-                    pairs
-                        .get(&pair_key(
-                            byte_ids[usize::from(a)],
-                            byte_ids[usize::from(b)],
-                        ))
-                        .copied()
-                        .unwrap_or(NO_RANK)
-                } else {
-                    NO_RANK
-                }
+                pairs
+                    .get(&pair_key(
+                        byte_ids[usize::from(a)],
+                        byte_ids[usize::from(b)],
+                    ))
+                    .copied()
+                    .unwrap_or(NO_RANK)
             })
             .collect();
         MergeTable {
@@ -259,7 +283,29 @@ impl MergeTable {
             short,
             complete,
             crossable,
+            trie: OnceLock::new(),
+            lens,
         }
+    }
+
+    /// The trie of every token, built on first use (`None`: a token too long for it).
+    fn trie(&self, ranks: &Ranks) -> Option<&backtrack::Trie> {
+        self.trie
+            .get_or_init(|| backtrack::Trie::new(ranks, &self.byte_ids))
+            .as_ref()
+    }
+
+    /// For a vocabulary lacking single bytes: `Err(position)` of the first missing byte left in
+    /// `tokens` (the tokens of `piece` from its start), which no merge took into a token.
+    fn check_missing(&self, tokens: &[Rank]) -> Result<(), usize> {
+        let mut at = 0;
+        for &t in tokens {
+            if t >= MISSING_BYTE {
+                return Err(at);
+            }
+            at += self.lens.get(&t).map_or(1, |&l| l as usize);
+        }
+        Ok(())
     }
 
     /// Whether some token contains byte `a` followed by byte `b`.
@@ -307,9 +353,28 @@ pub fn encode_piece(
     table: &MergeTable,
     out: &mut Vec<Rank>,
 ) -> Result<(), usize> {
+    if !table.complete {
+        let base = out.len();
+        merge_piece(piece, ranks, table, out)?;
+        let checked = table.check_missing(out.get(base..).unwrap_or_default());
+        if checked.is_err() {
+            out.truncate(base);
+        }
+        return checked;
+    }
+    merge_piece(piece, ranks, table, out)
+}
+
+/// [`encode_piece`] before the check for missing bytes.
+fn merge_piece(
+    piece: &[u8],
+    ranks: &Ranks,
+    table: &MergeTable,
+    out: &mut Vec<Rank>,
+) -> Result<(), usize> {
     match piece {
         [] => return Ok(()),
-        [b] if table.byte_ids[usize::from(*b)] != NO_RANK => {
+        [b] => {
             out.push(table.byte_ids[usize::from(*b)]);
             return Ok(());
         }
@@ -318,9 +383,6 @@ pub fn encode_piece(
     if let Some(rank) = table.whole(piece, ranks) {
         out.push(rank);
         return Ok(());
-    }
-    if !table.complete {
-        return merge_bytes(piece, ranks, out);
     }
     if piece.len() < STACK_PARTS {
         merge_short(piece, table, out);
@@ -353,8 +415,8 @@ fn merge_long(
             n if n < STACK_PARTS => merge_short(chunk, table, out),
             n if n < HEAP_THRESHOLD => merge_linear(chunk, table, out),
             n if n < backtrack::BACKTRACK_MIN => merge_heap(chunk, table, out)?,
-            _ => match backtrack::Prefixes::new(ranks, chunk) {
-                Some(prefixes) => backtrack::encode(chunk, table, &prefixes, out)?,
+            _ => match table.trie(ranks) {
+                Some(trie) => backtrack::encode(chunk, table, trie, out)?,
                 None => merge_heap(chunk, table, out)?,
             },
         }
@@ -673,7 +735,8 @@ fn merge_heap(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) -> Result<(
     Ok(())
 }
 
-/// The byte-slice merge, for vocabularies that lack some single bytes.
+/// tiktoken's merge over byte slices (quadratic): the reference the tests compare with.
+#[cfg(test)]
 fn merge_bytes(piece: &[u8], ranks: &Ranks, out: &mut Vec<Rank>) -> Result<(), usize> {
     let rank_of = |bytes: &[u8]| ranks.get(bytes).copied().unwrap_or(NO_RANK);
     let n = piece.len();

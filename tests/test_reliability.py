@@ -220,6 +220,94 @@ def test_long_pieces_that_all_merge_match_tiktoken(name):
         assert ours.encode_ordinary(text) == theirs.encode_ordinary(text), text[:20]
 
 
+HOSTILE_PIECE = '''
+import random
+def hostile_piece(enc, size):
+    """One piece of about ``size`` bytes holding nearly every byte pair of the vocabulary's
+    lower-case letter tokens: those tokens chained so that each junction is a pair some token
+    holds (no cut where nothing merges), so the whole piece goes to the long-piece search."""
+    tokens, pairs = [], set()
+    for i in range(enc.n_vocab):
+        try:
+            b = enc.decode_single_token_bytes(i)
+        except KeyError:
+            continue
+        pairs.update(b[k:k + 2] for k in range(len(b) - 1))
+        t = b.decode("utf-8", "replace")
+        if t.isalpha() and not any(c.isupper() or c.istitle() for c in t):
+            tokens.append(b)
+    random.Random(14).shuffle(tokens)
+    parts, n, last = [], 0, None
+    while n < size:
+        before = n
+        for b in tokens:
+            if last is None or bytes([last, b[0]]) in pairs:
+                parts.append(b)
+                n, last = n + len(b), b[-1]
+        if n == before:
+            last = None  # a dead end: one cut
+    return b"".join(parts).decode("utf-8")
+'''
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base", "o200k_base"])
+def test_long_piece_with_every_byte_pair_stays_in_the_memory_bound(name):
+    """A 1 MiB piece chaining every lower-case letter token of the vocabulary: the long-piece
+    search built an automaton per chunk over the tokens whose byte pairs occur in it, here
+    nearly all of them (tens of MB for one call). It now walks one trie of every token, built
+    once per encoding (0.9-3.8 MB, a fixed table like the merge table, built here before
+    measuring): the call stays within 4.5 bytes per token + 16 MB."""
+    out = run_isolated(
+        HOSTILE_PIECE
+        + f"""
+import fastllm
+enc = fastllm.get_encoding({name!r})
+enc.encode_ordinary("a" * 300_000)
+text = hostile_piece(enc, 1 << 20)
+base = peak_mb()
+tokens = enc.encode_to_numpy(text)
+grown = peak_mb() - base
+assert enc.decode(tokens.tolist()) == text
+print(grown, len(tokens))
+""",
+        timeout=300,
+    )
+    grown_mb, count = out.split()
+    assert float(grown_mb) <= 4.5 * int(count) / 2**20 + 16, (grown_mb, count)
+
+
+def test_vocabulary_lacking_single_bytes_is_linear_and_matches_tiktoken():
+    """A vocabulary without the byte ``b`` (only ``"ab"`` and longer tokens hold it) merged by
+    byte slices in a quadratic loop: a 1 MB piece never finished. Its missing bytes now have
+    stand-in ids in the merge table, so such vocabularies take the linear paths: the tokens are
+    tiktoken's (built from the same ranks), and a ``b`` no merge takes is still an error."""
+    out = run_isolated(
+        """
+        import random, tiktoken, fastllm, pytest
+        ranks = {bytes([b]): b for b in range(256) if b != ord("b")}
+        ranks[b"ab"] = 256
+        rng = random.Random(15)
+        tokens = [b"a", b"ab", b"c"]
+        while len(ranks) < 400:
+            t = rng.choice(tokens) + rng.choice(tokens)
+            if t not in ranks:
+                ranks[t] = len(ranks) + 1
+                tokens.append(t)
+        args = dict(pat_str=r"[abc]+|[^abc]+", mergeable_ranks=ranks, special_tokens={})
+        ours = fastllm.Encoding("nob", **args)
+        theirs = tiktoken.Encoding("nob", **args)
+        for size in (300, 5_000, 300_000, 1_000_000):
+            text = "".join(rng.choice(["a", "ab", "c", "aab", "cab"]) for _ in range(size // 2))
+            assert ours.encode_ordinary(text) == theirs.encode_ordinary(text), size
+        with pytest.raises(ValueError, match="byte 0x62 has no token"):
+            ours.encode_ordinary("c" * 300_000 + "b")
+        print("ok")
+        """,
+        timeout=120,
+    )
+    assert out.strip() == "ok"
+
+
 def test_growth_past_the_first_reservation_is_a_memory_error():
     """``encode`` reserves a token per 4 bytes and grows from there: 64 MiB of NUL bytes (a
     token per byte) must grow to 256 MB, which the cap forbids. That growth is fallible now
