@@ -17,6 +17,7 @@ gives the cold, fresh-process figures).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -91,8 +92,8 @@ def main() -> None:
             theirs: list[float] = []
             for r in range(args.rounds):
                 pair = [
-                    (mine, lambda: ours.decode(ours_in)),
-                    (theirs, lambda: ref.decode(ids)),
+                    (mine, functools.partial(ours.decode, ours_in)),
+                    (theirs, functools.partial(ref.decode, ids)),
                 ]
                 for sink, call in pair if r % 2 == 0 else pair[::-1]:
                     sink.append(cpu_per_call(call, args.calls))

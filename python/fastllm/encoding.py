@@ -50,7 +50,7 @@ def _token_ids(tokens: Sequence[int]) -> Sequence[int]:
     np = sys.modules.get("numpy")
     if np is not None and isinstance(tokens, np.ndarray):
         if tokens.ndim == 1 and tokens.dtype.kind in "iu":
-            return tokens
+            return tokens  # type: ignore[no-any-return]
     return _token_list(tokens)
 
 
