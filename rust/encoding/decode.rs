@@ -18,7 +18,7 @@
 //!   fastllm's whole non-Latin decode, while its UTF-16 decoder made the same `str` from UTF-16 in
 //!   0.22 ms (`PyUnicode_DecodeUTF16` is in the stable ABI; building the `str` in place with
 //!   `PyUnicode_New` is not). So a decode whose sampled tokens are mostly non-ASCII bytes is made
-//!   UTF-16 here, without the GIL, from a second table made on first use: each token that is
+//!   UTF-16 here, without the GIL, from a second table made with the first: each token that is
 //!   whole characters in at most 7 code units has them inline (16 bytes an id, like the bytes);
 //!   other tokens (split characters: byte-level BPE cuts many CJK characters in two or three)
 //!   go through a byte-at-a-time UTF-8 decoder that checks the standard's well-formed
@@ -50,7 +50,7 @@ pub(super) struct Decoder {
     arena: Vec<u8>,
     /// Ids at or past `dense.len()`, sorted: (id, start, length) in `arena`.
     sparse: Vec<(Rank, u32, u32)>,
-    /// The UTF-16 of each id below `dense.len()`, made on first use (see [`Decoder::units`]).
+    /// The UTF-16 of each id below `dense.len()` (see [`Decoder::units`]).
     utf16: std::sync::OnceLock<Vec<Units>>,
 }
 
@@ -129,6 +129,10 @@ impl Decoder {
             decoder.sparse.push((id, start, len));
             previous = Some((id, bytes));
         }
+        // Made now, not on the first decode that needs it: the first call is the one that
+        // counts (cold benchmark: o200k's table made by the first non-Latin decode made it
+        // slower than tiktoken's).
+        decoder.units();
         Ok(decoder)
     }
 
@@ -212,21 +216,19 @@ impl Decoder {
             }
             let mut not_whole = [0; UNITS + 1];
             not_whole[UNITS] = NOT_WHOLE;
+            let mut units = Vec::with_capacity(4 * UNITS);
             for id in 0..self.dense.len() {
                 let mut entry = not_whole;
-                let text = self
-                    .get(id as Rank)
-                    .and_then(|b| std::str::from_utf8(b).ok());
-                if let Some(text) = text {
-                    let mut n = 0;
-                    for unit in text.encode_utf16() {
-                        if let Some(slot) = entry.get_mut(n).filter(|_| n < UNITS) {
-                            *slot = unit;
-                        }
-                        n += 1;
-                    }
-                    if n <= UNITS {
-                        entry[UNITS] = n as u16;
+                // Seven code units are at most 21 bytes of UTF-8.
+                if let Some(bytes) = self.get(id as Rank).filter(|b| b.len() <= 3 * UNITS) {
+                    units.clear();
+                    let mut state = Utf8::default();
+                    if bytes.iter().all(|&b| state.feed(b, &mut units))
+                        && state.need == 0
+                        && units.len() <= UNITS
+                    {
+                        entry[..units.len()].copy_from_slice(&units);
+                        entry[UNITS] = units.len() as u16;
                     }
                 }
                 table.push(entry);
