@@ -9,7 +9,11 @@ use crate::parallel;
 use crate::pretok::{patterns, SpecialMatcher, Splitter};
 use crate::vocab::{Rank, Ranks, MAX_ID};
 
+mod decode;
 mod unstable;
+
+use decode::Decoder;
+pub use decode::Text;
 
 /// Which special tokens a call allows or forbids, indexed like `CoreBpe::special_names`, with
 /// whether any is set (checked once per special token found, so kept, not recounted).
@@ -36,57 +40,6 @@ impl SpecialSet {
     /// Every special token that is not in `self`.
     pub fn complement(&self) -> SpecialSet {
         SpecialSet::new(self.flags.iter().map(|&b| !b).collect())
-    }
-}
-
-/// Token id to bytes, as one buffer and a span per id (`u32::MAX` length = no such token).
-struct Decoder {
-    bytes: Vec<u8>,
-    spans: Vec<(u32, u32)>,
-}
-
-impl Decoder {
-    const MISSING: (u32, u32) = (0, u32::MAX);
-    /// `bytes` ends with this many zero bytes, so any token of at most this length can be copied
-    /// as one fixed-size block (a constant-size copy instead of a `memcpy` call per token).
-    const PAD: usize = 16;
-
-    fn get(&self, token: Rank) -> Option<&[u8]> {
-        let &(start, len) = self.spans.get(token as usize)?;
-        if len == u32::MAX {
-            return None;
-        }
-        self.bytes
-            .get(start as usize..start as usize + len as usize)
-    }
-
-    fn decode_into(&self, tokens: &[Rank], out: &mut Vec<u8>) -> Result<()> {
-        for &token in tokens {
-            let Some(&(start, len)) = self.spans.get(token as usize) else {
-                return Err(Error::InvalidToken(token));
-            };
-            if len == u32::MAX {
-                return Err(Error::InvalidToken(token));
-            }
-            let (start, len) = (start as usize, len as usize);
-            // Fallible growth (`MemoryError`, not an abort); the pushes below then never grow.
-            out.try_reserve(len.max(Self::PAD)).map_err(|_| {
-                Error::OutOfMemory(format!("cannot grow the decoded bytes past {}", out.len()))
-            })?;
-            let block: Option<&[u8; Self::PAD]> = self
-                .bytes
-                .get(start..start + Self::PAD)
-                .and_then(|b| b.try_into().ok());
-            match block {
-                Some(block) if len <= Self::PAD => {
-                    let end = out.len() + len;
-                    out.extend_from_slice(block);
-                    out.truncate(end);
-                }
-                _ => out.extend_from_slice(self.bytes.get(start..start + len).unwrap_or_default()),
-            }
-        }
-        Ok(())
     }
 }
 
@@ -149,37 +102,20 @@ impl CoreBpe {
                 MAX_ID as u64 + 1
             )));
         }
-        let mut spans = Vec::new();
-        try_reserve(
-            &mut spans,
-            max_token_value as usize + 1,
-            &format!("the decoder table of ids up to {max_token_value}"),
-        )?;
-        spans.resize(max_token_value as usize + 1, Decoder::MISSING);
-        let mut decoder = Decoder {
-            bytes: Vec::new(),
-            spans,
-        };
         let entries = ranks
             .iter()
             .map(|(k, &v)| (k.as_slice(), v))
             .chain(specials.iter().map(|(n, id)| (n.as_bytes(), *id)));
-        for (bytes, id) in entries {
-            let slot = &mut decoder.spans[id as usize];
-            if *slot != Decoder::MISSING {
-                if ranks.get(bytes) == Some(&id) && (decoder.get(id) != Some(bytes)) {
-                    return Err(Error::InvalidArgument(format!(
-                        "mergeable_ranks gives rank {id} to two tokens; ranks must be unique"
-                    )));
-                }
-                // A special token that reuses a mergeable id decodes as the mergeable token,
-                // as in tiktoken.
-                continue;
+        let decoder = Decoder::new(entries, max_token_value, |bytes, id, first| {
+            if ranks.get(bytes) == Some(&id) && first != bytes {
+                return Err(Error::InvalidArgument(format!(
+                    "mergeable_ranks gives rank {id} to two tokens; ranks must be unique"
+                )));
             }
-            *slot = (decoder.bytes.len() as u32, bytes.len() as u32);
-            decoder.bytes.extend_from_slice(bytes);
-        }
-        decoder.bytes.extend_from_slice(&[0; Decoder::PAD]);
+            // A special token that reuses a mergeable id decodes as the mergeable token,
+            // as in tiktoken.
+            Ok(())
+        })?;
 
         let special_index = special_names
             .iter()
@@ -440,13 +376,14 @@ impl CoreBpe {
 
     pub fn decode_bytes(&self, tokens: &[Rank]) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        try_reserve(
-            &mut out,
-            tokens.len() * 4 + Decoder::PAD,
-            "the decoded bytes",
-        )?;
+        try_reserve(&mut out, tokens.len() * 4 + 256, "the decoded bytes")?;
         self.decoder.decode_into(tokens, &mut out)?;
         Ok(out)
+    }
+
+    /// The bytes of `tokens`, as Python should make them into a `str` (see [`Text`]).
+    pub fn decode_text(&self, tokens: &[Rank]) -> Result<Text> {
+        Text::new(&self.decoder, tokens)
     }
 
     pub fn decode_bytes_batch(&self, batch: &[Vec<Rank>], threads: usize) -> Result<Vec<Vec<u8>>> {

@@ -61,6 +61,9 @@ pub enum Error {
     /// A buffer sized by the input could not be allocated (`try_reserve` failed): Python's
     /// `MemoryError`, never an abort. The text says what was being allocated.
     OutOfMemory(String),
+    /// No thread could be started for a part of the work that needs one (a process or memory
+    /// limit): Python's `OSError`. The text says which threads, and the OS's reason.
+    ThreadStart(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -123,6 +126,11 @@ impl fmt::Display for Error {
             }
             Error::Interrupted => f.write_str("interrupted"),
             Error::OutOfMemory(what) => write!(f, "out of memory: {what}"),
+            Error::ThreadStart(what) => write!(
+                f,
+                "{what}; lower the thread count (set_num_threads, num_threads=, --threads) or \
+                 raise the process limit"
+            ),
         }
     }
 }

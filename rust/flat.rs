@@ -280,8 +280,18 @@ fn run_ordered(
         changed.notify_all();
     };
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(worker);
+        // A thread that cannot be started (a process or memory limit) is not used: fewer
+        // workers share the blocks. With none at all, the calling thread encodes them itself.
+        let started = (0..threads)
+            .map_while(|_| std::thread::Builder::new().spawn_scoped(scope, worker).ok())
+            .count();
+        if started == 0 {
+            let mut spare = Encoded::default();
+            for block in blocks {
+                spare = encode(block, spare)?;
+                append(&spare)?;
+            }
+            return Ok(());
         }
         let mut result = Ok(());
         for i in 0..blocks.len() {

@@ -249,3 +249,24 @@ def test_decode_replace_equals_python_on_any_bytes(data):
     assert enc.decode(ids) == data.decode("utf-8", errors="replace")
     assert enc.decode(ids, errors="ignore") == data.decode("utf-8", errors="ignore")
     assert enc.decode_bytes(ids) == data
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base", "o200k_base"])
+def test_decode_of_non_latin_text_equals_tiktoken(name):
+    """Mostly non-ASCII text is made UTF-16 in Rust (issue 15): the same str as tiktoken's,
+    a leading U+FEFF and characters past U+FFFF included, and invalid UTF-8 inside it still
+    replaced as Python's decoder does."""
+    import numpy as np
+
+    enc, ref = fastllm.get_encoding(name), reference_encoding(name)
+    text = "\ufeff" + corpus.non_latin_text(30_000) + " 🎉𠀋 done"
+    ids = ref.encode_ordinary(text)
+    assert enc.decode(ids) == ref.decode(ids) == text
+    assert enc.decode(np.array(ids, dtype=np.uint32)) == text
+    assert enc.decode(np.array(ids, dtype=np.int64)) == text
+    lone = [enc.encode_single_token(bytes([b])) for b in (0xE4, 0xB8, 0xF0, 0x80)]
+    middle = len(ids) // 2
+    for bad in ([lone[0]], [lone[0], lone[1]], [lone[2]], [lone[3]]):
+        for cut in (ids[:middle] + bad + ids[middle:], ids + bad, bad + ids):
+            assert enc.decode(cut) == ref.decode(cut)
+            assert enc.decode(cut, errors="ignore") == ref.decode(cut, errors="ignore")

@@ -547,3 +547,127 @@ def test_long_repetitive_special_with_a_short_one_inside_is_linear():
         timeout=120,
     )
     assert out.strip() == "ok"
+
+
+# ---- 9. threads that cannot be started --------------------------------------------------------
+
+THREAD_LIMIT_CHILD = """
+import json, os, resource, sys, threading, time
+import numpy as np
+import fastllm
+
+work, limit = sys.argv[1], int(sys.argv[2])
+enc = fastllm.get_encoding("gpt2")
+docs = [f"document {i} " * (i % 17 + 1) for i in range(400)]
+expected = [enc.encode_ordinary(d) for d in docs]
+flat_expected = [t for ids in expected for t in ids]
+reference = fastllm.tokenize_files(work + "/in", work + "/ref.bin", num_threads=1)
+ref_bytes = open(work + "/ref.bin", "rb").read()
+
+def settle():
+    # A joined thread may still count against the limit for a moment after it has ended.
+    for _ in range(500):
+        with open("/proc/self/status") as f:
+            if next(l for l in f if l.startswith("Threads:")).split()[1] == "1":
+                return
+        time.sleep(0.01)
+
+def capacity():
+    '''How many more threads this process can start now (at most 16).'''
+    release, started = threading.Event(), []
+    try:
+        while len(started) < 16:
+            t = threading.Thread(target=release.wait)
+            t.start()
+            started.append(t)
+    except RuntimeError:
+        pass
+    finally:
+        release.set()
+        for t in started:
+            t.join()
+    settle()
+    return len(started)
+
+# Root is exempt from RLIMIT_NPROC: the limit is set, then root's privileges are dropped (after
+# everything above was read as root: /root, where Python lives, is not readable to nobody).
+resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+if os.geteuid() == 0:
+    try:
+        os.setgid(65534)
+        os.setuid(65534)
+    except OSError as e:
+        print(json.dumps({"skip": f"cannot drop root privileges: {e}"}))
+        sys.exit(0)
+room = capacity()
+if room >= 16:
+    print(json.dumps({"skip": "RLIMIT_NPROC does not limit threads here"}))
+    sys.exit(0)
+fastllm.set_num_threads(8)
+out = {"room": room}
+out["encode_ordinary_batch"] = enc.encode_ordinary_batch(docs, num_threads=8) == expected
+out["encode_batch"] = enc.encode_batch(docs, num_threads=8) == expected
+tokens, offsets = enc.encode_ordinary_batch_to_numpy(docs, num_threads=8)
+out["to_numpy"] = tokens.tolist() == flat_expected and len(offsets) == len(docs) + 1
+out["decode_batch"] = enc.decode_batch(expected, num_threads=8) == docs
+out["decode_bytes_batch"] = enc.decode_bytes_batch(expected, num_threads=8) == [
+    d.encode() for d in docs
+]
+try:
+    fastllm.tokenize_files(work + "/in", work + "/out/tokens.bin", num_threads=4, resume=False)
+    out["tokenize"] = open(work + "/out/tokens.bin", "rb").read() == ref_bytes
+except OSError as e:
+    out["tokenize"] = f"OSError: {e}"
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("extra_threads", [0, 1, 3])
+def test_threads_that_cannot_be_started_fall_back_or_raise_oserror(extra_threads):
+    """Issue 14: ``set_num_threads(5000)`` then a batch gave ``PanicException: failed to spawn
+    thread``. Here spawning really fails: a child lowers RLIMIT_NPROC (and, as root, who is
+    exempt from it, drops to uid 65534) so that it can start ``extra_threads`` threads or none.
+    Batch calls fall back to fewer threads (the calling thread alone at worst) and give the right
+    result; a corpus run, which needs a reader thread and an encoder thread, gives the right
+    token file or an ``OSError`` naming the threads it could not start. Never a crash."""
+    import os
+    import shutil
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="fastllm-nproc-"))
+    try:
+        (work / "in").mkdir()
+        for i in range(6):
+            (work / "in" / f"doc{i}.txt").write_text(f"corpus file {i} " * 2000)
+        (work / "out").mkdir()
+        for path in [work, work / "in", *sorted((work / "in").iterdir())]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (work / "out").chmod(0o777)
+        # The process itself counts too; processes uid 65534 already runs would lower the room.
+        limit = 1 + extra_threads if os.geteuid() == 0 else 1
+        proc = subprocess.run(
+            [sys.executable, "-c", THREAD_LIMIT_CHILD, str(work), str(limit)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    assert "PanicException" not in proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "skip" in out:
+        pytest.skip(out["skip"])
+    room = out.pop("room")
+    if os.geteuid() == 0:
+        assert room <= extra_threads
+    tokenize = out.pop("tokenize")
+    assert out == dict.fromkeys(out, True), (room, out)
+    if room == 0:
+        assert tokenize.startswith("OSError: cannot start the corpus reader thread")
+    elif room == 1:
+        assert tokenize.startswith("OSError: cannot start any of 4 encoder threads")
+    else:
+        assert tokenize is True, (room, tokenize)
+    if tokenize is not True:
+        assert "lower the thread count" in tokenize

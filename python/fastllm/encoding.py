@@ -10,6 +10,7 @@ import codecs
 import functools
 import os
 import re
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Union
@@ -40,6 +41,17 @@ def _token_list(tokens: Sequence[int]) -> Sequence[int]:
         if isinstance(converted, list):
             return converted
     return list(tokens)
+
+
+def _token_ids(tokens: Sequence[int]) -> Sequence[int]:
+    """As :func:`_token_list`, but a 1-D NumPy array of integers goes to Rust as it is (read
+    there without a list of Python ints; ids that are not token ids are read through
+    ``tolist`` there, for the same errors)."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(tokens, np.ndarray):
+        if tokens.ndim == 1 and tokens.dtype.kind in "iu":
+            return tokens  # type: ignore[no-any-return]
+    return _token_list(tokens)
 
 
 class Encoding:
@@ -426,7 +438,7 @@ class Encoding:
         >>> fastllm.get_encoding("gpt2").decode_bytes([31373, 995])
         b'hello world'
         """
-        return self._core_bpe.decode_bytes(_token_list(tokens))
+        return self._core_bpe.decode_bytes(_token_ids(tokens))
 
     def decode(self, tokens: Sequence[int], errors: str = "replace") -> str:
         """Decodes tokens into a string (invalid UTF-8 handled by ``errors``, as in tiktoken).
@@ -436,8 +448,8 @@ class Encoding:
         'hello world'
         """
         if errors == "replace":
-            return self._core_bpe.decode_replace(_token_list(tokens))
-        return self._core_bpe.decode_bytes(_token_list(tokens)).decode("utf-8", errors=errors)
+            return self._core_bpe.decode_replace(_token_ids(tokens))
+        return self._core_bpe.decode_bytes(_token_ids(tokens)).decode("utf-8", errors=errors)
 
     def decode_single_token_bytes(self, token: int) -> bytes:
         """The bytes of one token (special tokens included); ``KeyError`` if there is none.
@@ -455,7 +467,7 @@ class Encoding:
         >>> fastllm.get_encoding("gpt2").decode_tokens_bytes([31373, 995])
         [b'hello', b' world']
         """
-        return self._core_bpe.decode_tokens_bytes(_token_list(tokens))
+        return self._core_bpe.decode_tokens_bytes(_token_ids(tokens))
 
     def decode_with_offsets(self, tokens: Sequence[int]) -> tuple[str, list[int]]:
         """Decodes tokens and gives the character offset where each token starts.

@@ -460,10 +460,15 @@ impl Writer {
         }
         self.wait_for_sync();
         if let Ok(file) = self.bin.try_clone() {
-            self.unsynced = 0;
-            self.syncing = Some(std::thread::spawn(move || {
+            // A thread that cannot be started (a process limit) leaves the pages to the syncs
+            // that wait.
+            let started = std::thread::Builder::new().spawn(move || {
                 let _ = file.sync_data();
-            }));
+            });
+            if let Ok(handle) = started {
+                self.unsynced = 0;
+                self.syncing = Some(handle);
+            }
         }
     }
 

@@ -79,7 +79,7 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
         let stop = &stop;
         {
             let result_tx = result_tx.clone();
-            scope.spawn(move || {
+            let reader = std::thread::Builder::new().spawn_scoped(scope, move || {
                 let mut seq = 0u64;
                 let mut emit = |item: Item| -> bool {
                     if stop.load(Ordering::Relaxed) {
@@ -113,11 +113,20 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
                 );
                 let _ = result_tx.send((seq, Msg::End));
             });
+            if let Err(e) = reader {
+                return Err(Error::ThreadStart(format!(
+                    "cannot start the corpus reader thread: {e}"
+                )));
+            }
         }
+        // An encoder thread that cannot be started (a process or memory limit) is not used:
+        // fewer encoders share the jobs; with none at all the run stops with an error.
+        let mut started = 0;
+        let mut failure = None;
         for _ in 0..threads {
             let job_rx = Arc::clone(&job_rx);
             let result_tx = result_tx.clone();
-            scope.spawn(move || {
+            let encoder = std::thread::Builder::new().spawn_scoped(scope, move || {
                 let mut tokens = Vec::new();
                 loop {
                     let next = match job_rx.lock() {
@@ -154,8 +163,23 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
                     }
                 }
             });
+            match encoder {
+                Ok(_) => started += 1,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
         drop(result_tx);
+        if let (0, Some(e)) = (started, failure) {
+            // The reader stops at its next job: no permit is left to take.
+            stop.store(true, Ordering::Relaxed);
+            drop(permit_tx);
+            return Err(Error::ThreadStart(format!(
+                "cannot start any of {threads} encoder threads: {e}"
+            )));
+        }
         let outcome = write_in_order(&result_rx, &permit_tx, handler);
         stop.store(true, Ordering::Relaxed);
         drop(permit_tx);

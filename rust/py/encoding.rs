@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 
 use super::convert::{extract_tokens, IntCache};
-use crate::encoding::{CoreBpe, SpecialSet};
+use crate::encoding::{CoreBpe, SpecialSet, Text};
 use crate::flat;
 use crate::vocab::{self, Rank, Ranks};
 
@@ -376,17 +376,21 @@ impl PyCoreBpe {
     }
 
     /// Decodes to `str`, replacing invalid UTF-8: `bytes.decode("utf-8", "replace")` without the
-    /// intermediate `bytes`. Python's own decoder both checks and converts the bytes in one pass
-    /// (checking them in Rust first, then converting them with `PyString::new`, took 14% of a
-    /// non-Latin decode: the bytes were validated twice).
+    /// intermediate `bytes`. Mostly-ASCII text and invalid UTF-8 go to Python's UTF-8 decoder
+    /// (checking the bytes in Rust first, then converting them with `PyString::new`, took 14% of
+    /// a non-Latin decode: the bytes were validated twice); mostly non-ASCII text is converted
+    /// to UTF-16 without the GIL and made a `str` by Python's UTF-16 decoder (see
+    /// `encoding/decode.rs`).
     fn decode_replace<'py>(
         &self,
         py: Python<'py>,
         tokens: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyString>> {
         let tokens = extract_tokens(tokens)?;
-        let data = py.detach(|| self.inner.decode_bytes(&tokens))?;
-        decode_utf8_replace(py, &data)
+        match py.detach(|| self.inner.decode_text(&tokens))? {
+            Text::Utf8(data) => decode_utf8_replace(py, &data),
+            Text::Utf16(units) => decode_utf16(py, &units),
+        }
     }
 
     fn decode_single_token_bytes<'py>(
@@ -450,6 +454,45 @@ fn decode_utf8_replace<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py,
         )
     }?;
     // SAFETY: PyUnicode_DecodeUTF8 returns a str.
+    Ok(unsafe { text.cast_into_unchecked() })
+}
+
+/// A `str` of UTF-16 code units that are valid UTF-16 (made from valid UTF-8), by Python's
+/// UTF-16 decoder.
+fn decode_utf16<'py>(py: Python<'py>, units: &[u16]) -> PyResult<Bound<'py, PyString>> {
+    let len = units
+        .len()
+        .checked_mul(2)
+        .and_then(|n| pyo3::ffi::Py_ssize_t::try_from(n).ok())
+        .ok_or_else(|| {
+            pyo3::exceptions::PyOverflowError::new_err(format!(
+                "{} characters do not fit a Python str",
+                units.len()
+            ))
+        })?;
+    // The units are in this machine's byte order; a byte order given (not 0) also keeps a
+    // leading U+FEFF as text instead of reading it as a byte order mark.
+    let mut byteorder: std::os::raw::c_int = if cfg!(target_endian = "little") {
+        -1
+    } else {
+        1
+    };
+    // SAFETY: the GIL is held; `units` is valid for `len` bytes, `errors` NULL means strict
+    // (never used: the units are valid UTF-16) and `byteorder` points to a live int.
+    // PyUnicode_DecodeUTF16 returns a new reference to a str, or NULL with an exception set,
+    // which `from_owned_ptr_or_err` turns into that exception.
+    let text = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyUnicode_DecodeUTF16(
+                units.as_ptr().cast(),
+                len,
+                std::ptr::null(),
+                &mut byteorder,
+            ),
+        )
+    }?;
+    // SAFETY: PyUnicode_DecodeUTF16 returns a str.
     Ok(unsafe { text.cast_into_unchecked() })
 }
 

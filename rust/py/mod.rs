@@ -26,7 +26,9 @@ impl From<Error> for PyErr {
             Error::InvalidToken(_) | Error::NoSuchToken(_) | Error::UnknownWord(_) => {
                 PyKeyError::new_err(error.to_string())
             }
-            Error::Io { .. } | Error::Write { .. } => PyOSError::new_err(error.to_string()),
+            Error::Io { .. } | Error::Write { .. } | Error::ThreadStart(_) => {
+                PyOSError::new_err(error.to_string())
+            }
             // OSError(errno, reason, path) is the subclass of the errno (FileNotFoundError,
             // IsADirectoryError), with `strerror` and `filename` set.
             Error::OutputIsDirectory(_) | Error::OutputDirMissing { .. } => {
