@@ -192,7 +192,6 @@ class _Encoder:
     def _parquet(self, unit: dict[str, Any]) -> Iterator[Any]:
         """Row groups ``unit["groups"]`` of one Parquet file, read here (pyarrow, one thread)
         and encoded zero-copy (``encode_ordinary_arrow``), one table per ``batch_rows`` rows."""
-        np = self.np
         path = unit["path"]
         parquet = self._open_parquet(path)
         first, end = unit["groups"] or (0, parquet.num_row_groups)
@@ -207,8 +206,7 @@ class _Encoder:
                 column, eot=self.eot, num_threads=self.threads
             )
             tokens = tokens.astype(self.dtype, copy=False)
-            lengths = self.compute.binary_length(column).to_numpy(zero_copy_only=False)
-            text_bytes = int(np.nan_to_num(lengths.astype(np.float64)).sum())
+            text_bytes = self._text_bytes(column)
             rows = len(column)
             yield self._table(
                 {
@@ -217,6 +215,22 @@ class _Encoder:
                     "files": [json.dumps([[path, int(offsets[-1]), rows, text_bytes, rows, 0]])],
                 }
             )
+
+    def _text_bytes(self, column: Any) -> int:
+        """The UTF-8 bytes of a string column's values (a null counts 0): from its offsets
+        when it has no nulls (``binary_length`` cost ~8% of the actor's CPU)."""
+        pa, np = self.pa, self.np
+        if len(column) == 0:
+            return 0
+        if pa.types.is_string_view(column.type):
+            column = column.cast(pa.large_string())
+        kind = column.type
+        if column.null_count == 0 and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            width = np.int64 if pa.types.is_large_string(kind) else np.int32
+            offsets = np.frombuffer(column.buffers()[1], width)[column.offset :]
+            return int(offsets[len(column)] - offsets[0])
+        lengths = self.compute.binary_length(column).to_numpy(zero_copy_only=False)
+        return int(np.nan_to_num(lengths.astype(np.float64)).sum())
 
     def _files(self, unit: dict[str, Any]) -> Any:
         """Whole text/JSONL files, read here, one output row each, tokenized by the local
