@@ -26,11 +26,6 @@ number of nodes, actors or units and whichever task ran where.
 
 Design notes (measured on the 2-core development machine, see README "Past one machine"):
 
-- Results are ordered and written by the driver, one table per encoded batch (tokens already
-  in the output dtype, document starts, per-file counts; for text/JSONL one row per file), so
-  the driver touches each token once (``ShardWriter.write_bytes``: a range check and a
-  buffered write, from the Arrow buffer without a copy) and holds at most the blocks Ray Data
-  prefetches.
 - The actors read their inputs themselves (the last design had Ray Data read tasks feed
   them through the object store: ``read_parquet`` / ``read_binary_files``; the runs used only
   1.1-1.3 of the 2 cores, the read side and the spilling store being the limit). Units:
@@ -38,21 +33,31 @@ Design notes (measured on the 2-core development machine, see README "Past one m
   from the metadata the driver reads (a larger row group is one unit, which the actor
   streams out in ``batch_rows`` batches: one output block each); text/JSONL: consecutive
   whole files up to ``_FILE_BATCH_BYTES`` (8 MiB). 1.02 GB of Parquet (2.93 GB of text),
-  under load ~8-13 (other helpers building Rust), one bench invocation: CPU-ms per MB of
-  text, all the cluster's processes, 52.1 -> 32.8 (local run: 23.6); driver CPU 22.7 ->
-  13.5 s; 2 actors steady 36.7 MB/s against the local run's 10.1 MB/s in that invocation
-  (quiet before: 23.2 vs 83.3).
+  ``benches/ray_scaling.py``, under load 6-13 (other helpers building Rust), two
+  invocations: CPU-ms per MB of text, all the cluster's processes, 52.1 -> 32.8-38.2 (the
+  local run: 23.6-25.2; so ~0.66-0.72x the local run expected quiet); driver CPU 22.7 ->
+  13.5-15.8 s; 2 actors against the local run in the same invocation 1.15-2.69x with
+  start-up, 1.48-3.63x steady (the load flatters Ray), 2 actors against 1 1.06-1.22x (no
+  spare core under load); driver peak RSS 460 MB. The quiet rerun decides the targets.
 - Parquet is read in the actor with pyarrow (``ParquetFile.iter_batches`` over the unit's
   row groups, one thread) and encoded zero-copy from the Arrow column; its errors (no such
-  column, not strings, not Parquet) are the local run's texts. The local run's Rust Parquet
-  reader behind a binding was not measured (no time left this stop).
+  column, not strings, not Parquet) repeat the local run's texts. Measured alone, the read
+  costs 0.3-0.5 CPU-s per 127 MB row group (~3-4 ms per MB of text, ~15% of the encode),
+  the work the local run's Rust reader does too; a binding to that reader ("encode row
+  groups a..b of this file") was not built this stop: it would give the errors one owner
+  rather than speed. A batch's text bytes come from the column's offsets
+  (``pyarrow.compute.binary_length`` cost ~8% of the actor's CPU).
 - Text and JSONL files are read by the actor (``numpy.fromfile``) and tokenized by
   ``_fastllm.encode_file_bytes``: the local run's own Rust code (decompression, UTF-8, JSONL
   records, encoding, error texts) with the GIL released; so the output is the local run's by
   construction (one owner, no Python copy).
-- Ray Data kept as the engine (the issue names it; its overhead measured: its helper actors
-  ``_StatsActor``, ``ActorLocationTracker`` and the autoscaling coordinator took ~7 CPU-s of
-  the 2-actor run above, the driver 13.5 s). A plain actor pool was not tried.
+- Ray Data kept as the engine (the issue names it, and with the actors reading, the runs
+  keep the cores busy). Its own cost, measured: its helper actors (autoscaling coordinator,
+  ``_StatsActor``, ``ActorLocationTracker``) ~8 CPU-s of a 2.93 GB run, and part of the
+  driver's ~15 (its scheduling loop: ~1.3 CPU-s on other threads per 0.76 GB; the main
+  thread's ordering and writing ~2 CPU-s per 0.76 GB, 0.55 of it
+  ``ShardWriter.write_bytes``). A plain actor pool (ray actors with restarts, an ordered
+  window, ``ray.wait``) would save those ~8-10 CPU-s; not tried this stop.
 - Results are ordered and written by the driver, one table per encoded batch (tokens already
   in the output dtype, document starts, per-file counts; for text/JSONL one row per file), so
   the driver touches each token once (``ShardWriter.write_bytes``: a range check and a
