@@ -217,15 +217,25 @@ def test_missing_field_names_the_file_and_line(one_node: Any, tmp_path: Path) ->
     assert not manifest_path(tmp_path / "out.bin").exists()
 
 
-def test_missing_parquet_column_is_the_local_error(one_node: Any, tmp_path: Path) -> None:
-    # The actor opens the Parquet file itself: its errors are the local run's texts.
+@pytest.mark.parametrize("body", ["missing", "numbers", "not-parquet"])
+def test_bad_parquet_is_the_local_error(one_node: Any, tmp_path: Path, body: str) -> None:
+    # The actor opens the Parquet file itself; a file it refuses gets the local run's error,
+    # from the local run's own reader.
     path = tmp_path / "a.parquet"
-    pq.write_table(pa.table({"id": [1, 2], "body": ["x", "y"]}), path)
-    local = _local_error(path, tmp_path / "local.bin")
-    assert 'a.parquet: no column "text"' in local
-    with pytest.raises(ValueError) as raised:
+    if body == "not-parquet":
+        path.write_bytes(b"PAR1 but not really")
+    else:
+        text = ["x", "y"] if body == "missing" else [1, 2]
+        pq.write_table(pa.table({"id": [1, 2], "body" if body == "missing" else "text": text}),
+                       path)
+    kind = OSError if body == "not-parquet" else ValueError
+    with pytest.raises(kind) as local:
+        fastllm.tokenize_files(path, tmp_path / "local.bin", shard_tokens=SHARD)
+    assert "a.parquet" in str(local.value)
+    with pytest.raises(kind) as raised:
         distributed.tokenize(path, tmp_path / "out.bin")
-    assert str(raised.value) == local
+    assert type(raised.value) is type(local.value)
+    assert str(raised.value) == str(local.value)
     assert not manifest_path(tmp_path / "out.bin").exists()
 
 

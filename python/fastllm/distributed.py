@@ -40,12 +40,14 @@ Design notes (measured on the 2-core development machine, see README "Past one m
   start-up, 1.48-3.63x steady (the load flatters Ray), 2 actors against 1 1.06-1.22x (no
   spare core under load); driver peak RSS 460 MB. The quiet rerun decides the targets.
 - Parquet is read in the actor with pyarrow (``ParquetFile.iter_batches`` over the unit's
-  row groups, one thread) and encoded zero-copy from the Arrow column; its errors (no such
-  column, not strings, not Parquet) repeat the local run's texts. Measured alone, the read
+  row groups, one thread) and encoded zero-copy from the Arrow column. A file pyarrow or the
+  column check refuses (not Parquet, no such column, not strings) gets the local run's own
+  error: the actor asks the local run's Rust reader (``_fastllm.count_files`` on that file,
+  which stops at the same check), so the texts have one owner. Measured alone, the read
   costs 0.3-0.5 CPU-s per 127 MB row group (~3-4 ms per MB of text, ~15% of the encode),
-  the work the local run's Rust reader does too; a binding to that reader ("encode row
-  groups a..b of this file") was not built this stop: it would give the errors one owner
-  rather than speed. A batch's text bytes come from the column's offsets
+  the work the local run's Rust reader does too; a binding to that reader for the reading
+  itself ("encode row groups a..b of this file") was not built this stop (measure it
+  against this). A batch's text bytes come from the column's offsets
   (``pyarrow.compute.binary_length`` cost ~8% of the actor's CPU).
 - Text and JSONL files are read by the actor (``numpy.fromfile``) and tokenized by
   ``_fastllm.encode_file_bytes``: the local run's own Rust code (decompression, UTF-8, JSONL
@@ -81,7 +83,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, NoReturn, Union
 
 from fastllm._inputs import PathLike, check_format, input_format, resolve
 from fastllm.tokenfile import TokenizeStats, _corpus_encoder, _own_files, _size, manifest_path
@@ -164,35 +166,36 @@ class _Encoder:
         self.pid = os.getpid()
 
     def _open_parquet(self, path: str) -> Any:
-        """The Parquet file at ``path``, its text column checked (the local run's errors)."""
+        """The Parquet file at ``path``, its text column checked; a file the check refuses
+        raises the local run's own error (:meth:`_local_error`)."""
+        pa = self.pa
         try:
             parquet = self.pq.ParquetFile(path)
-        except OSError:
-            raise
-        except Exception as e:
-            raise ValueError(f"cannot read {path}: not a readable Parquet file ({e})") from None
-        schema = parquet.schema_arrow
-        field = self.field
-        if schema.get_field_index(field) < 0:
-            names = [json.dumps(n) for n in schema.names[:16]]
-            if len(schema.names) > len(names):
-                names.append("...")
-            has = f"its columns are {', '.join(names)}" if names else "it has no columns"
-            raise ValueError(
-                f"{path}: no column {json.dumps(field)} ({has}); pick the text column with "
-                "--field / field="
-            )
-        kind = schema.field(field).type
-        pa = self.pa
+            kind = parquet.schema_arrow.field(self.field).type
+        except OSError as e:
+            if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
+                raise
+            self._local_error(path, e)
+        except Exception as e:  # pyarrow's errors: not Parquet, no such column
+            self._local_error(path, e)
         if not (
             pa.types.is_string(kind) or pa.types.is_large_string(kind)
             or pa.types.is_string_view(kind)
         ):
-            raise ValueError(
-                f"{path}: column {json.dumps(field)} holds {kind}, expected strings; pick the "
-                "text column with --field / field="
-            )
+            self._local_error(path, TypeError(f"column {self.field!r} holds {kind}"))
         return parquet
+
+    def _local_error(self, path: str, error: BaseException) -> NoReturn:
+        """Raises the error the local run's own Rust reader gives for ``path`` (one owner of
+        the texts: it stops at the same check, before reading any rows); ``error`` (what
+        pyarrow said) only if that reader accepts the file."""
+        from fastllm import _fastllm
+
+        _fastllm.count_files(
+            self.core, [path], ["parquet"], field=self.field, eot=self.eot,
+            errors=self.errors, num_threads=1, job_bytes=1 << 20,
+        )
+        raise ValueError(f"{path}: cannot read column {self.field!r} ({error})")
 
     def _parquet(self, unit: dict[str, Any]) -> Iterator[Any]:
         """Row groups ``unit["groups"]`` of one Parquet file, read here (pyarrow, one thread)
