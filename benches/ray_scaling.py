@@ -12,7 +12,7 @@ instance started by the run (``ray.init``: 2 CPUs, no dashboard, an object store
 ``--object-store-mb``; its start is included in the wall-clock and the start-up), all with the
 same shard size. For each run: wall-clock, start-up (to the first encoded batch), the
 steady-state rate after it, CPU seconds (the local process; for Ray the driver plus every
-process of the cluster it started: GCS, raylet, read tasks, actors, sampled from /proc), the
+process of the cluster it started: GCS, raylet, actors, Ray Data's helpers, from /proc), the
 driver's peak RSS (VmHWM) and the peaks of its anonymous / file / shared-memory parts
 (RssAnon / RssFile / RssShmem, sampled every 0.2 s; the cluster's CPU once a second), with
 the load average before and after. Then the three ratios and the driver's memory against

@@ -217,6 +217,52 @@ def test_missing_field_names_the_file_and_line(one_node: Any, tmp_path: Path) ->
     assert not manifest_path(tmp_path / "out.bin").exists()
 
 
+@pytest.mark.parametrize("body", ["missing", "numbers", "not-parquet"])
+def test_bad_parquet_is_the_local_error(one_node: Any, tmp_path: Path, body: str) -> None:
+    # The actor opens the Parquet file itself; a file it refuses gets the local run's error,
+    # from the local run's own reader.
+    path = tmp_path / "a.parquet"
+    if body == "not-parquet":
+        path.write_bytes(b"PAR1 but not really")
+    else:
+        text = ["x", "y"] if body == "missing" else [1, 2]
+        pq.write_table(pa.table({"id": [1, 2], "body" if body == "missing" else "text": text}),
+                       path)
+    kind = OSError if body == "not-parquet" else ValueError
+    with pytest.raises(kind) as local:
+        fastllm.tokenize_files(path, tmp_path / "local.bin", shard_tokens=SHARD)
+    assert "a.parquet" in str(local.value)
+    with pytest.raises(kind) as raised:
+        distributed.tokenize(path, tmp_path / "out.bin")
+    assert type(raised.value) is type(local.value)
+    assert str(raised.value) == str(local.value)
+    assert not manifest_path(tmp_path / "out.bin").exists()
+
+
+def test_work_units_cover_every_row_group_once(corpus: dict[str, Any]) -> None:
+    # The driver's plan (no cluster): Parquet units are runs of consecutive row groups of one
+    # file, in order, each under the unit size unless one row group is larger; text/JSONL
+    # units are runs of consecutive whole files.
+    files = sorted(str(p) for p in corpus["parquet"].iterdir())
+    files += sorted(str(p) for p in corpus["text"].iterdir())[:7]
+    formats = ["parquet"] * 4 + ["text"] * 7
+    described = [{"bytes": os.path.getsize(f)} for f in files]
+    units, rows = distributed._plan(files, formats, described, 1, 2, "text")
+    parquet_units = [u for u in units if u["kind"] == "parquet"]
+    for i, path in enumerate(files[1:4], start=1):
+        meta = pq.read_metadata(path)
+        assert rows[i] == meta.num_rows
+        spans = [u["groups"] for u in parquet_units if u["path"] == path]
+        assert spans[0][0] == 0 and spans[-1][1] == meta.num_row_groups
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in zip(spans, spans[1:]))
+    assert [u["path"] for u in parquet_units] == sorted(u["path"] for u in parquet_units)
+    assert [p for u in units if u["kind"] == "files" for p in u["paths"]] == files[4:]
+    small, _ = distributed._plan(files, formats, described, 0, 2, "text", unit_bytes=1)
+    assert len([u for u in small if u["kind"] == "parquet"]) == sum(
+        pq.read_metadata(f).num_row_groups for f in files[:4]
+    )
+
+
 def test_inputs_a_node_cannot_read(one_node: Any, tmp_path: Path) -> None:
     # Every node of the cluster is asked (a task pinned to each node) before the run.
     missing = str(tmp_path / "only-on-the-driver.txt")
@@ -269,6 +315,16 @@ def test_two_nodes_are_the_local_run(two_nodes: Any, corpus: dict[str, Any],
     # A pool of two actors, one per node (one CPU each); on a loaded machine the second may
     # start after the first has encoded this small corpus, so not both need to have worked.
     assert 1 <= stats.actors <= 2 and 1 <= stats.nodes <= 2
+
+
+def test_row_group_units_are_the_local_run(two_nodes: Any, corpus: dict[str, Any],
+                                          reference: dict[str, Any], tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tiny units (a row group each, as a file of large row groups gives): many units per
+    # file, read by both actors, written in order.
+    monkeypatch.setattr(distributed, "_UNIT_TEXT_BYTES", 1)
+    out, _ = _ray_run(corpus["parquet"], tmp_path, actors=2, batch_rows=40)
+    assert _outputs(out) == reference["parquet"]
 
 
 def _encoder_pids() -> list[int]:

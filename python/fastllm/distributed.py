@@ -1,18 +1,21 @@
 """Past one machine: corpus tokenization on a Ray cluster, byte-identical to the local run.
 
-:func:`tokenize` reads the inputs with Ray Data (Parquet row groups, text files whole, JSONL
-files line by line), encodes them in a pool of Ray actors that each load one encoding once and
-encode Arrow batches with :meth:`fastllm.Encoding.encode_ordinary_arrow` (zero-copy, flat
-tokens and offsets out), and streams the results back **in input order**
-(``preserve_order``) to the driver, which alone writes the shards and their manifest with
-the local run's own writer (the Rust :class:`fastllm.tokenfile.ShardWriter`): the same files,
-byte for byte, as ``fastllm.tokenize_files(..., shard_tokens=...)`` writes for the same inputs,
-whatever the number of nodes, actors or blocks and whichever task ran where.
+:func:`tokenize` plans the work on the driver (the inputs' list and, for Parquet, the files'
+metadata) as ordered work units (row groups of one Parquet file, or a few whole text/JSONL
+files) and runs them with Ray Data (``from_items(units)`` -> ``map_batches`` on a pool of Ray
+actors, ``preserve_order``): each actor loads one encoding once, **reads its units itself**
+from their shared paths (no input crosses the object store) and encodes them (Parquet batches
+with :meth:`fastllm.Encoding.encode_ordinary_arrow`, zero-copy; text and JSONL files with the
+local run's own Rust code), and the results stream back **in input order** to the driver,
+which alone writes the shards and their manifest with the local run's own writer (the Rust
+:class:`fastllm.tokenfile.ShardWriter`): the same files, byte for byte, as
+``fastllm.tokenize_files(..., shard_tokens=...)`` writes for the same inputs, whatever the
+number of nodes, actors or units and whichever task ran where.
 
 - The inputs are found by THE walker (:mod:`fastllm._inputs`) on the driver and must lie on a
   path every node can read (a shared directory); each node checks that before the run.
 - Only the driver writes the output, so the output path needs to exist on the driver only.
-- A worker killed mid-run: Ray restarts its actor and retries its batches; the output is the
+- A worker killed mid-run: Ray restarts its actor and retries its units; the output is the
   same. The driver killed mid-run: rerun the same call; it goes on after the last checkpoint
   (taken at input-file boundaries: the writer's complete shards, each verified against its
   sha256 before it is kept, and the partial shard truncated to its checkpointed length) and
@@ -23,22 +26,47 @@ whatever the number of nodes, actors or blocks and whichever task ran where.
 
 Design notes (measured on the 2-core development machine, see README "Past one machine"):
 
+- The actors read their inputs themselves (the last design had Ray Data read tasks feed
+  them through the object store: ``read_parquet`` / ``read_binary_files``; the runs used only
+  1.1-1.3 of the 2 cores, the read side and the spilling store being the limit). Units:
+  consecutive row groups of one Parquet file up to ``_UNIT_TEXT_BYTES`` (32 MiB) of text,
+  from the metadata the driver reads (a larger row group is one unit, which the actor
+  streams out in ``batch_rows`` batches: one output block each); text/JSONL: consecutive
+  whole files up to ``_FILE_BATCH_BYTES`` (8 MiB). 1.02 GB of Parquet (2.93 GB of text),
+  ``benches/ray_scaling.py``, under load 6-13 (other helpers building Rust), two
+  invocations: CPU-ms per MB of text, all the cluster's processes, 52.1 -> 32.8-38.2 (the
+  local run: 23.6-25.2; so ~0.66-0.72x the local run expected quiet); driver CPU 22.7 ->
+  13.5-15.8 s; 2 actors against the local run in the same invocation 1.15-2.69x with
+  start-up, 1.48-3.63x steady (the load flatters Ray), 2 actors against 1 1.06-1.22x (no
+  spare core under load); driver peak RSS 460 MB. The quiet rerun decides the targets.
+- Parquet is read in the actor with pyarrow (``ParquetFile.iter_batches`` over the unit's
+  row groups, one thread) and encoded zero-copy from the Arrow column. A file pyarrow or the
+  column check refuses (not Parquet, no such column, not strings) gets the local run's own
+  error: the actor asks the local run's Rust reader (``_fastllm.count_files`` on that file,
+  which stops at the same check), so the texts have one owner. Measured alone, the read
+  costs 0.3-0.5 CPU-s per 127 MB row group (~3-4 ms per MB of text, ~15% of the encode),
+  the work the local run's Rust reader does too; a binding to that reader for the reading
+  itself ("encode row groups a..b of this file") was not built this stop (measure it
+  against this). A batch's text bytes come from the column's offsets
+  (``pyarrow.compute.binary_length`` cost ~8% of the actor's CPU).
+- Text and JSONL files are read by the actor (``numpy.fromfile``) and tokenized by
+  ``_fastllm.encode_file_bytes``: the local run's own Rust code (decompression, UTF-8, JSONL
+  records, encoding, error texts) with the GIL released; so the output is the local run's by
+  construction (one owner, no Python copy).
+- Ray Data kept as the engine (the issue names it, and with the actors reading, the runs
+  keep the cores busy). Its own cost, measured: its helper actors (autoscaling coordinator,
+  ``_StatsActor``, ``ActorLocationTracker``) ~8 CPU-s of a 2.93 GB run, and part of the
+  driver's ~15 (its scheduling loop: ~1.3 CPU-s on other threads per 0.76 GB; the main
+  thread's ordering and writing ~2 CPU-s per 0.76 GB, 0.55 of it
+  ``ShardWriter.write_bytes``). A plain actor pool (ray actors with restarts, an ordered
+  window, ``ray.wait``) would save those ~8-10 CPU-s; not tried this stop.
 - Results are ordered and written by the driver, one table per encoded batch (tokens already
   in the output dtype, document starts, per-file counts; for text/JSONL one row per file), so
   the driver touches each token once (``ShardWriter.write_bytes``: a range check and a
   buffered write, from the Arrow buffer without a copy) and holds at most the blocks Ray Data
-  prefetches.
-- Text and JSONL files reach the actors as whole files' bytes (``read_binary_files``) and are
-  tokenized by ``_fastllm.encode_file_bytes``: the local run's own Rust code (decompression,
-  UTF-8, JSONL records, encoding, error texts) on the Arrow value, borrowed, with the GIL
-  released; so the output is the local run's by construction (one owner, no Python copy).
-- Read tasks: one at a time per ``_ACTORS_PER_READ`` actors (Ray Data's default starts one per
-  file at once: each a Python worker importing Ray and pyarrow on the same cores as the
-  actors, and its scheduling loop polls every active task). 0.1 GB of Parquet (8 files),
-  2 actors, load ~9: start-up 47.8 -> 17.9 s, driver CPU 16.4 -> 8.6 s.
-- Blocks of at most ``_BLOCK_BYTES`` (32 MiB, Ray Data's default 128 MiB): a few of them fill
-  a small object store without spilling, and the object-store memory the driver maps while it
-  reads results (counted in its RSS as shared memory) stays within the store's size.
+  prefetches; blocks of at most ``_BLOCK_BYTES`` (32 MiB) keep the object-store memory the
+  driver maps while it reads results (counted in its RSS as shared memory) within the
+  store's size.
 """
 
 from __future__ import annotations
@@ -55,7 +83,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, NoReturn, Union
 
 from fastllm._inputs import PathLike, check_format, input_format, resolve
 from fastllm.tokenfile import TokenizeStats, _corpus_encoder, _own_files, _size, manifest_path
@@ -70,11 +98,10 @@ _JOURNAL_KIND = "fastllm-distributed-journal"
 #: Input bytes of text and JSONL files per encoder call.
 _FILE_BATCH_BYTES = 8 << 20
 _MANIFEST_KIND = "fastllm-token-shards"
+#: Text of a Parquet work unit (consecutive row groups of one file).
+_UNIT_TEXT_BYTES = 32 << 20
 #: Ray Data's largest block (its default: 128 MiB).
 _BLOCK_BYTES = 32 << 20
-#: Encoder actors fed by one read task (a read task decodes Parquet or reads files ~10x faster
-#: than an actor encodes them).
-_ACTORS_PER_READ = 4
 
 
 def _ray() -> Any:
@@ -94,16 +121,27 @@ def _ray() -> Any:
 
 
 class _Encoder:
-    """One Ray actor of the pool: loads the encoding once, encodes one batch per call.
+    """One Ray actor of the pool: loads the encoding once, then reads and encodes one work
+    unit per call (planned by the driver, :func:`_plan`): row groups ``a..b`` of one Parquet
+    file, or a few whole text/JSONL files. The actor opens the inputs itself from their
+    (shared) paths, so no input crosses the object store.
 
-    In: an Arrow batch with a ``path`` column and either the text column (Parquet rows) or
-    ``bytes`` (whole files). Out: one row: the tokens in the output dtype, little-endian
-    (``tokens``), the documents' token starts (``starts``, ``int64``), and per file in the
-    batch, in order, ``[path, tokens, documents, text_bytes, rows, replaced]`` (``files``).
+    In: a one-row Arrow batch, ``unit`` (the unit as JSON). Out, one table per encoded batch
+    (a Parquet unit yields one per ``batch_rows`` rows), each row: the tokens in the output
+    dtype, little-endian (``tokens``), the documents' token starts (``starts``, ``int64``),
+    and per file, in order, ``[path, tokens, documents, text_bytes, rows, replaced]``
+    (``files``).
     """
 
     def __init__(
-        self, encoding: Any, fmt: str, field: str, eot: bool, errors: str, threads: int
+        self,
+        encoding: Any,
+        fmt: str,
+        field: str,
+        eot: bool,
+        errors: str,
+        threads: int,
+        batch_rows: int,
     ) -> None:
         import numpy as np
 
@@ -111,12 +149,15 @@ class _Encoder:
 
         self.np = np
         self.pa = importlib.import_module("pyarrow")
+        self.pq = importlib.import_module("pyarrow.parquet")
+        self.compute = importlib.import_module("pyarrow.compute")
         self.enc = get_encoding(encoding) if isinstance(encoding, str) else encoding
         self.fmt = fmt
         self.field = field
         self.eot = eot
         self.errors = errors
         self.threads = threads
+        self.batch_rows = batch_rows
         self.dtype = np.uint16 if self.enc.max_token_value < 1 << 16 else np.uint32
         self.itemsize = np.dtype(self.dtype).itemsize
         self.core = _corpus_encoder(self.enc)
@@ -124,66 +165,96 @@ class _Encoder:
         self.node = ray.get_runtime_context().get_node_id()
         self.pid = os.getpid()
 
-    def _encode(self, column: Any) -> tuple[Any, Any]:
-        tokens, offsets, _ = self.enc.encode_ordinary_arrow(
-            column, eot=self.eot, num_threads=self.threads
-        )
-        return tokens.astype(self.dtype, copy=False), offsets
-
-    def _parquet(self, batch: Any) -> tuple[Any, Any, list[list[Any]]]:
-        pa, np = self.pa, self.np
-        paths = batch.column("path").combine_chunks()
-        column = batch.column(self.field)
-        first = paths[0].as_py() if len(paths) else "?"
+    def _open_parquet(self, path: str) -> Any:
+        """The Parquet file at ``path``, its text column checked; a file the check refuses
+        raises the local run's own error (:meth:`_local_error`)."""
+        pa = self.pa
+        try:
+            parquet = self.pq.ParquetFile(path)
+            kind = parquet.schema_arrow.field(self.field).type
+        except OSError as e:
+            if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
+                raise
+            self._local_error(path, e)
+        except Exception as e:  # pyarrow's errors: not Parquet, no such column
+            self._local_error(path, e)
         if not (
-            pa.types.is_string(column.type)
-            or pa.types.is_large_string(column.type)
-            or pa.types.is_string_view(column.type)
+            pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            or pa.types.is_string_view(kind)
         ):
-            raise ValueError(
-                f"{first}: column {self.field!r} is {column.type}, expected a string column"
-            )
-        tokens, offsets = self._encode(column)
-        compute = importlib.import_module("pyarrow.compute")
-        lengths = compute.binary_length(column).to_numpy(zero_copy_only=False)
-        lengths = np.nan_to_num(lengths.astype(np.float64)).astype(np.int64)
-        # Runs of one path (a batch may hold the end of a file and the start of the next).
-        codes = paths.dictionary_encode()
-        indices = codes.indices.to_numpy()
-        cuts = [0, *(np.flatnonzero(np.diff(indices)) + 1).tolist(), len(indices)]
-        files: list[list[Any]] = []
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            if a == b:
-                continue
-            files.append(
-                [
-                    paths[a].as_py(),
-                    int(offsets[b] - offsets[a]),
-                    b - a,
-                    int(lengths[a:b].sum()),
-                    b - a,
-                    0,
-                ]
-            )
-        return tokens, offsets[:-1], files
+            self._local_error(path, TypeError(f"column {self.field!r} holds {kind}"))
+        return parquet
 
-    def _files(self, batch: Any) -> Any:
-        """Whole text/JSONL files, one output row each, tokenized by the local run's own Rust
-        code (``_fastllm.encode_file_bytes``: decompression, UTF-8, JSONL records, encoding,
-        its error texts) from the Arrow binary values, borrowed (no copy)."""
+    def _local_error(self, path: str, error: BaseException) -> NoReturn:
+        """Raises the error the local run's own Rust reader gives for ``path`` (one owner of
+        the texts: it stops at the same check, before reading any rows); ``error`` (what
+        pyarrow said) only if that reader accepts the file."""
+        from fastllm import _fastllm
+
+        _fastllm.count_files(
+            self.core, [path], ["parquet"], field=self.field, eot=self.eot,
+            errors=self.errors, num_threads=1, job_bytes=1 << 20,
+        )
+        raise ValueError(f"{path}: cannot read column {self.field!r} ({error})")
+
+    def _parquet(self, unit: dict[str, Any]) -> Iterator[Any]:
+        """Row groups ``unit["groups"]`` of one Parquet file, read here (pyarrow, one thread)
+        and encoded zero-copy (``encode_ordinary_arrow``), one table per ``batch_rows`` rows."""
+        path = unit["path"]
+        parquet = self._open_parquet(path)
+        first, end = unit["groups"] or (0, parquet.num_row_groups)
+        if first >= end:
+            return
+        for batch in parquet.iter_batches(
+            batch_size=self.batch_rows, row_groups=range(first, end), columns=[self.field],
+            use_threads=self.threads > 1,
+        ):
+            column = batch.column(0)
+            tokens, offsets, _ = self.enc.encode_ordinary_arrow(
+                column, eot=self.eot, num_threads=self.threads
+            )
+            tokens = tokens.astype(self.dtype, copy=False)
+            text_bytes = self._text_bytes(column)
+            rows = len(column)
+            yield self._table(
+                {
+                    "tokens": [tokens.data.cast("B")],
+                    "starts": [offsets[:-1].data.cast("B")],
+                    "files": [json.dumps([[path, int(offsets[-1]), rows, text_bytes, rows, 0]])],
+                }
+            )
+
+    def _text_bytes(self, column: Any) -> int:
+        """The UTF-8 bytes of a string column's values (a null counts 0): from its offsets
+        when it has no nulls (``binary_length`` cost ~8% of the actor's CPU)."""
+        pa, np = self.pa, self.np
+        if len(column) == 0:
+            return 0
+        if pa.types.is_string_view(column.type):
+            column = column.cast(pa.large_string())
+        kind = column.type
+        if column.null_count == 0 and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            width = np.int64 if pa.types.is_large_string(kind) else np.int32
+            offsets = np.frombuffer(column.buffers()[1], width)[column.offset :]
+            return int(offsets[len(column)] - offsets[0])
+        lengths = self.compute.binary_length(column).to_numpy(zero_copy_only=False)
+        return int(np.nan_to_num(lengths.astype(np.float64)).sum())
+
+    def _files(self, unit: dict[str, Any]) -> Any:
+        """Whole text/JSONL files, read here, one output row each, tokenized by the local
+        run's own Rust code (``_fastllm.encode_file_bytes``: decompression, UTF-8, JSONL
+        records, encoding, its error texts) with the GIL released."""
         from fastllm import _fastllm
 
         np = self.np
         columns: dict[str, list[Any]] = {"tokens": [], "starts": [], "files": []}
-        data = batch.column("bytes")
-        for i, path in enumerate(batch.column("path").to_pylist()):
-            buffer = data[i].as_buffer()
-            raw = np.frombuffer(buffer, np.uint8) if buffer is not None else np.empty(0, np.uint8)
+        for path in unit["paths"]:
+            raw = np.fromfile(path, dtype=np.uint8)
             tokens, starts, text_bytes, replaced = _fastllm.encode_file_bytes(
                 self.core, raw, path, input_format(path, self.fmt), self.field, self.eot,
                 self.errors,
             )
-            del raw, buffer
+            del raw
             columns["tokens"].append(tokens.data)
             columns["starts"].append(starts.data.cast("B"))
             n_tokens = len(tokens) // self.itemsize
@@ -205,17 +276,13 @@ class _Encoder:
             }
         )
 
-    def __call__(self, batch: Any) -> Any:
-        if "bytes" in batch.column_names:
-            return self._files(batch)
-        tokens, starts, files = self._parquet(batch)
-        return self._table(
-            {
-                "tokens": [memoryview(tokens).cast("B")],
-                "starts": [memoryview(starts).cast("B")],
-                "files": [json.dumps(files)],
-            }
-        )
+    def __call__(self, batch: Any) -> Iterator[Any]:
+        for text in batch.column("unit").to_pylist():
+            unit = json.loads(text)
+            if unit["kind"] == "parquet":
+                yield from self._parquet(unit)
+            else:
+                yield self._files(unit)
 
 
 def _check_node_reads(files: list[str]) -> dict[str, Any]:
@@ -652,7 +719,7 @@ def _cause(error: BaseException) -> BaseException:
         if isinstance(seen, tuple(_ERRORS.values())) and not isinstance(
             seen, ray_exceptions.RayError
         ):
-            return seen
+            return _without_ray_note(seen)
         cause = getattr(seen, "cause", None)
         seen = cause if isinstance(cause, BaseException) and cause is not seen else seen.__cause__
     found = _RAISED.search(str(error))
@@ -661,30 +728,91 @@ def _cause(error: BaseException) -> BaseException:
     return error
 
 
-def _guard_fsspec_http() -> None:
-    """Ray Data asks, for every path and from several threads, whether its filesystem is
-    fsspec's HTTP one, importing ``fsspec.implementations.http``; without aiohttp that import
-    fails, and two threads importing it at once get an ImportError Ray does not expect. Tried
-    once here; when it cannot be imported, it is marked as missing (a clean
-    ModuleNotFoundError, which Ray expects) instead of being retried."""
-    import sys
+#: Where Ray Data's retry wrapper appends its advice to the text of an error a UDF raised.
+_RAY_NOTE = "\nFailed to apply UDF transform"
 
-    name = "fsspec.implementations.http"
-    if name in sys.modules:
-        return
+
+def _without_ray_note(error: BaseException) -> BaseException:
+    """``error`` as the actor raised it: without the lines Ray Data appends to its text."""
+    if _RAY_NOTE not in str(error):
+        return error
+    args = [a[: a.find(_RAY_NOTE)] if isinstance(a, str) and _RAY_NOTE in a else a
+            for a in error.args]
+    if isinstance(error, OSError) and error.filename is not None:
+        args.append(error.filename)
     try:
-        importlib.import_module(name)
-    except ImportError:
-        sys.modules[name] = None  # type: ignore[assignment]
+        return type(error)(*args)
+    except Exception:
+        return error
 
 
-def _groups(files: list[str], formats: list[str]) -> Iterator[tuple[int, int, bool]]:
-    """Runs of consecutive inputs read the same way: ``(start, end, is_parquet)``."""
-    start = 0
-    for i in range(1, len(files) + 1):
-        if i == len(files) or (formats[i] == "parquet") != (formats[start] == "parquet"):
-            yield start, i, formats[start] == "parquet"
-            start = i
+def _row_groups(path: str, field: str) -> list[tuple[int, int]] | None:
+    """``(rows, text bytes)`` of each row group of a Parquet file, from its metadata (the
+    text column's uncompressed size); None when the driver cannot read it (the actor reading
+    the file then raises the error)."""
+    try:
+        metadata = importlib.import_module("pyarrow.parquet").read_metadata(path)
+        groups = []
+        for g in range(metadata.num_row_groups):
+            group = metadata.row_group(g)
+            size = group.total_byte_size
+            for c in range(group.num_columns):
+                column = group.column(c)
+                if column.path_in_schema == field:
+                    size = column.total_uncompressed_size
+                    break
+            groups.append((int(group.num_rows), int(size)))
+        return groups
+    except Exception:
+        return None
+
+
+def _plan(
+    files: list[str], formats: list[str], described: list[dict[str, Any]], first: int,
+    n_actors: int, field: str, unit_bytes: int | None = None,
+) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    """The work units from input ``first`` on, in input order (each one actor call), and the
+    rows of each Parquet file: consecutive row groups of one Parquet file up to
+    ``unit_bytes`` (default ``_UNIT_TEXT_BYTES``) of text (a larger row group is a unit of
+    its own, streamed in batches by the actor); consecutive text/JSONL files up to
+    ``_FILE_BATCH_BYTES`` (less when a run has fewer files: at least two units per actor
+    where there are files enough)."""
+    units: list[dict[str, Any]] = []
+    rows_total: dict[int, int] = {}
+    limit = _UNIT_TEXT_BYTES if unit_bytes is None else unit_bytes
+    i = first
+    while i < len(files):
+        if formats[i] == "parquet":
+            groups = _row_groups(files[i], field)
+            unit = {"kind": "parquet", "path": files[i]}
+            if groups is None:
+                units.append({**unit, "groups": None})
+            else:
+                rows_total[i] = sum(rows for rows, _ in groups)
+                start, size = 0, 0
+                for g, (_, nbytes) in enumerate(groups):
+                    if g > start and size + nbytes > limit:
+                        units.append({**unit, "groups": [start, g]})
+                        start, size = g, 0
+                    size += nbytes
+                units.append({**unit, "groups": [start, len(groups)]})
+            i += 1
+            continue
+        end = i
+        while end < len(files) and formats[end] != "parquet":
+            end += 1
+        todo = sum(d["bytes"] for d in described[i:end])
+        target = max(1, min(_FILE_BATCH_BYTES, todo // (2 * n_actors)))
+        paths: list[str] = []
+        size = 0
+        for j in range(i, end):
+            paths.append(files[j])
+            size += described[j]["bytes"]
+            if size >= target or j == end - 1:
+                units.append({"kind": "files", "paths": paths})
+                paths, size = [], 0
+        i = end
+    return units, rows_total
 
 
 def tokenize(
@@ -806,16 +934,8 @@ def _run(
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
-    # Ray Data's V2 Parquet read (Ray >= 2.5x) lists the files in a task that needs one CPU;
-    # when the encoder actors hold every CPU of the cluster that task never runs and the run
-    # hangs. The V1 read lists them on the driver, and its read tasks take no CPU (below).
-    if hasattr(ctx, "use_datasource_v2"):
-        ctx.use_datasource_v2 = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-    # Blocks of at most _BLOCK_BYTES: a few of them fill a small object store (see the notes).
     ctx.target_max_block_size = _BLOCK_BYTES
-    # Read tasks at once: one per _ACTORS_PER_READ actors (see the design notes).
-    read_tasks = max(1, -(-n_actors // _ACTORS_PER_READ))
     import numpy as np
 
     index = {path: i for i, path in enumerate(files)}
@@ -830,7 +950,7 @@ def _run(
     last_report = 0.0
     last_checkpoint = time.perf_counter()
     current: list[Any] | None = None  # [index, tokens, documents, text_bytes, rows, replaced]
-    rows_total: dict[int, int] = {}
+    units, rows_total = _plan(files, formats, described, writer.files_done, n_actors, field)
 
     def report(force: bool = False) -> None:
         nonlocal last_report
@@ -876,36 +996,12 @@ def _run(
             last_checkpoint = time.perf_counter()
 
     report(force=True)
-    _guard_fsspec_http()
     try:
-        for start, end, parquet in _groups(files, formats):
-            if end <= writer.files_done:
-                continue
-            first = max(start, writer.files_done)
-            todo = files[first:end]
-            if parquet:
-                with warnings.catch_warnings():  # columns=: deprecated, but read in the actor
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    # Reading takes no CPU of its own: the actors hold the CPUs, and a read
-                    # task waiting for one would wait for ever.
-                    ds = data.read_parquet(
-                        todo, columns=[field], include_paths=True, num_cpus=0,
-                        concurrency=read_tasks,
-                    )
-                size = batch_rows
-            else:
-                # Whole files, in blocks of ~_FILE_BATCH_BYTES (at least two per actor when
-                # there are enough files), each block one encoder call.
-                todo_bytes = sum(d["bytes"] for d in described[first:end])
-                blocks = max(
-                    1,
-                    min(len(todo), max(2 * n_actors, -(-todo_bytes // _FILE_BATCH_BYTES))),
-                )
-                ds = data.read_binary_files(
-                    todo, include_paths=True, override_num_blocks=blocks, num_cpus=0,
-                    concurrency=read_tasks,
-                )
-                size = None
+        if units:
+            # One block per unit: each is one actor call, in input order (preserve_order).
+            ds = data.from_items(
+                [{"unit": json.dumps(u)} for u in units], override_num_blocks=len(units)
+            )
             ds = ds.map_batches(
                 _Encoder,
                 fn_constructor_kwargs={
@@ -915,11 +1011,12 @@ def _run(
                     "eot": eot,
                     "errors": errors,
                     "threads": cpus_per_actor,
+                    "batch_rows": batch_rows,
                 },
-                batch_size=size,
+                batch_size=1,
                 batch_format="pyarrow",
                 # Ray Data gives pool actors max_restarts=-1 and max_task_retries=-1: a killed
-                # actor is restarted and its batches retried (the output stays in order).
+                # actor is restarted and its units retried (the output stays in order).
                 compute=data.ActorPoolStrategy(size=n_actors),
                 num_cpus=cpus_per_actor,
             )
@@ -941,8 +1038,6 @@ def _run(
                         if current is None or current[0] != i:
                             complete_until(i)  # checkpoints fall on file boundaries
                             current = [i, 0, 0, 0, 0, 0]
-                            if parquet and i not in rows_total:
-                                rows_total[i] = _parquet_rows(path)
                         # This file's part of the batch.
                         writer.write(
                             tokens_buffer[
@@ -958,7 +1053,7 @@ def _run(
                         current[4] += rows
                         current[5] += replaced
                     report()
-            complete_until(end)
+        complete_until(len(files))
     except KeyboardInterrupt:
         raise
     except Exception as error:
@@ -981,14 +1076,6 @@ def _run(
         note=writer.note,
         actor_cpu=sum(cpu.values()),
     )
-
-
-def _parquet_rows(path: str) -> int:
-    try:
-        parquet = importlib.import_module("pyarrow.parquet")
-        return int(parquet.read_metadata(path).num_rows)
-    except Exception:
-        return 0
 
 
 def _stats(
