@@ -14,8 +14,8 @@
 //!   on it.
 //! - State: the tokens themselves (pushed onto the output as they are found, popped when
 //!   stepping back), one bit per position for the last `DEAD_WINDOW` positions (a step back
-//!   beyond them falls back to the bucket merge), a small cache of pair checks and the
-//!   automaton below. 16 MiB of `'a'` went from 16.5-17 bytes per input byte (the bucket merge:
+//!   beyond them falls back to the bucket merge), a small cache of pair checks, the
+//!   tokens' merge histories and the trie below. 16 MiB of `'a'` went from 16.5-17 bytes per input byte (the bucket merge:
 //!   a node, a bucket entry and heap per byte) to the tokens (4 bytes each) plus ~2 MB.
 //! - The tokens starting at a position come from one walk down a trie (every prefix that is a
 //!   token is kept, so a failed try takes the next shorter one without walking again: the
@@ -43,17 +43,28 @@
 //!   part), then a check is one look-up of the pair across the border each time a side of it
 //!   changes. Results are kept in a direct-mapped table of 16 k pairs (a 64 k-entry hash map
 //!   missed the CPU cache on every look-up when few pairs repeat).
-//! - Pathological 1 MB inputs (`benches/texts.py`), CPU ms in one process, median of 3 (the first
-//!   call included), pinned, load 3.6, main -> this: gpt2 'a' 22.5 -> 11.3, digits 190 -> 158;
-//!   cl100k 'a' 17.2 -> 9.5, spaces 19.8 -> 6.0, space-newline 57 -> 38, cjk_char 25.8 -> 16.3;
-//!   o200k 'a' 20.0 -> 11.9, spaces 18.5 -> 6.5, space-newline 60 -> 47; the others equal within
-//!   noise. 13 of 21 cells <= 20 ms (11 before); doubling 1.77-2.39x (5 cells over 2.2x).
+//! - Pathological 1 MB inputs (`benches/texts.py`), before the filtered trie (long14): CPU ms
+//!   in one process, median of 3 (the first call included), pinned, load 3.6: gpt2 'a' 11.3,
+//!   digits 158; cl100k 'a' 9.5, spaces 6.0, space-newline 38; o200k 'a' 11.9, spaces 6.5,
+//!   space-newline 47 (warm). Issue 15, cold (`benches/cold.py --only pathological --procs 3
+//!   --cpu 0 --peers fastllm`: fresh process, first call, `encode_ordinary`, median of 3),
+//!   main and this run back to back at load 5-6, wall ms main -> this (CPU ms in brackets):
+//!   gpt2 'a' 56.8 -> 23.1 (15.1), digits 491 -> 210 (144), spaces 42 -> 29, space-newline
+//!   49 -> 39; cl100k 'a' 80 -> 19.0 (16.3), spaces 70 -> 13.8, space-newline 135 -> 66 (48),
+//!   cjk_char 87 -> 40; o200k 'a' 156 -> 25.5 (16.1), spaces 107 -> 18.1, space-newline 236 ->
+//!   100 (70), cjk_char 156 -> 39; cjk_word, punctuation, cl100k/o200k digits equal within the
+//!   noise (they are bound by the output: ~20 ms of the list of ~800 k ints, compare
+//!   `encode_to_numpy`: gpt2 spaces 29.4 -> 9.1 ms). 3 of 21 cells <= 20 ms at that load
+//!   (0 for main); doubling <= 2.2x 15 of 21 (17 for main: the first call's fixed cost, now
+//!   gone, flattered the 1 MB figure). Warm (7 calls in one process, min CPU ms, load 6-9):
+//!   unchanged for 'a' / spaces (9-12), space-newline cl100k 57 -> 53, o200k 57 -> 51, gpt2
+//!   digits 348 -> 175.
 //! - Tried and dropped: checking a pair without merging its bytes by undoing both tokens' last
 //!   merges (the `bpe` crate's `is_valid_token_pair`). It is exact only when every merge makes a
 //!   token ranked above its (multi-byte) parts; gpt2 / cl100k / o200k each have 22-71 k splits
-//!   that break that, so the pair check stays a merge of the two tokens' bytes (cached). That
-//!   merge on cache misses is what makes high-entropy long pieces slow (gpt2's 1 MB of random
-//!   digits: ~250-300 ms here, against ~45 ms for the bucket merge).
+//!   that break that. The walk of the two tokens' own merges above is exact without that
+//!   assumption; it halved gpt2's 1 MB of random digits, still ~7x over 20 ms (the bucket
+//!   merge took ~45 ms but needs 16.5 bytes a byte, over the memory bound).
 
 use super::{
     merge_heap, merge_linear, merge_short, MergeTable, HEAP_THRESHOLD, NO_RANK, OUT_OF_MEMORY,
