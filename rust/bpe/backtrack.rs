@@ -15,8 +15,9 @@
 //! - State: the tokens themselves (pushed onto the output as they are found, popped when
 //!   stepping back), one bit per position for the last `DEAD_WINDOW` positions (a step back
 //!   beyond them falls back to the bucket merge), a small cache of pair checks, the
-//!   tokens' merge histories and the trie below. 16 MiB of `'a'` went from 16.5-17 bytes per input byte (the bucket merge:
-//!   a node, a bucket entry and heap per byte) to the tokens (4 bytes each) plus ~2 MB.
+//!   tokens' merge histories and the trie below. 16 MiB of `'a'` went from 16.5-17 bytes per
+//!   input byte (the bucket merge: a node, a bucket entry and heap per byte) to the tokens (4
+//!   bytes each) plus ~2 MB.
 //! - The tokens starting at a position come from one walk down a trie (every prefix that is a
 //!   token is kept, so a failed try takes the next shorter one without walking again: the
 //!   re-walk from the root was the hottest loop of space-newline runs). The trie holds only
