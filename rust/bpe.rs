@@ -84,8 +84,10 @@ pub struct MergeTable {
     /// so a long piece is cut there and its halves merged separately (exactly the same tokens:
     /// no pair across the cut has a rank, so the two halves' merges never compete).
     crossable: Vec<u64>,
-    /// Every token in a trie for the long-piece search, built on the first long piece (part of
-    /// the encoding's fixed tables, like this table: see `backtrack`).
+    /// Every token of two or more bytes side by side, for the tries of the long-piece search.
+    tokens: backtrack::Tokens,
+    /// Every token in a trie, built on the first long chunk whose own trie would hold more
+    /// than a share of the vocabulary (part of the encoding's fixed tables: see `backtrack`).
     trie: OnceLock<Option<backtrack::Trie>>,
     /// The length of each token, for vocabularies lacking single bytes only (to say where a
     /// missing byte is).
@@ -283,15 +285,19 @@ impl MergeTable {
             short,
             complete,
             crossable,
+            tokens: backtrack::Tokens::new(
+                ranks.iter().map(|(t, &r)| (t.as_slice(), r)),
+                ranks.len(),
+            ),
             trie: OnceLock::new(),
             lens,
         }
     }
 
     /// The trie of every token, built on first use (`None`: a token too long for it).
-    fn trie(&self, ranks: &Ranks) -> Option<&backtrack::Trie> {
+    fn trie(&self) -> Option<&backtrack::Trie> {
         self.trie
-            .get_or_init(|| backtrack::Trie::new(ranks, &self.byte_ids))
+            .get_or_init(|| self.tokens.full_trie(&self.byte_ids))
             .as_ref()
     }
 
@@ -389,7 +395,7 @@ fn merge_piece(
     } else if piece.len() < HEAP_THRESHOLD {
         merge_linear(piece, table, out);
     } else {
-        return merge_long(piece, ranks, table, out);
+        return merge_long(piece, table, out);
     }
     Ok(())
 }
@@ -397,12 +403,8 @@ fn merge_piece(
 /// A long piece: cut wherever no token contains the two bytes on either side (see
 /// `MergeTable::crossable`), so a run of bytes that never merge (64 MiB of NUL bytes) costs no
 /// per-byte state beyond its tokens, and the rest goes to the bucket merge in chunks.
-fn merge_long(
-    piece: &[u8],
-    ranks: &Ranks,
-    table: &MergeTable,
-    out: &mut Vec<Rank>,
-) -> Result<(), usize> {
+fn merge_long(piece: &[u8], table: &MergeTable, out: &mut Vec<Rank>) -> Result<(), usize> {
+    let mut local = None;
     let mut start = 0;
     for i in 1..=piece.len() {
         let cut = i == piece.len() || !table.crossable(piece[i - 1], piece[i]);
@@ -415,14 +417,41 @@ fn merge_long(
             n if n < STACK_PARTS => merge_short(chunk, table, out),
             n if n < HEAP_THRESHOLD => merge_linear(chunk, table, out),
             n if n < backtrack::BACKTRACK_MIN => merge_heap(chunk, table, out)?,
-            _ => match table.trie(ranks) {
-                Some(trie) => backtrack::encode(chunk, table, trie, out)?,
-                None => merge_heap(chunk, table, out)?,
-            },
+            _ => long_chunk(chunk, table, &mut local, out)?,
         }
         start = i;
     }
     Ok(())
+}
+
+/// A chunk of at least `backtrack::BACKTRACK_MIN` bytes, by the search over a trie of the tokens
+/// whose byte pairs all occur in it (`local`, kept for the piece's next chunks whose pairs it
+/// covers), or of every token once that trie is built (on a chunk holding too many tokens).
+fn long_chunk(
+    chunk: &[u8],
+    table: &MergeTable,
+    local: &mut Option<(backtrack::Pairs, backtrack::Trie)>,
+    out: &mut Vec<Rank>,
+) -> Result<(), usize> {
+    if let Some(Some(trie)) = table.trie.get() {
+        return backtrack::encode(chunk, table, trie, out);
+    }
+    let pairs = backtrack::Pairs::of(chunk);
+    if !local.as_ref().is_some_and(|(p, _)| p.covers(&pairs)) {
+        *local = None;
+        *local = table
+            .tokens
+            .trie_for(&pairs, &table.byte_ids)
+            .map(|trie| (pairs, trie));
+    }
+    match local
+        .as_ref()
+        .map(|(_, trie)| trie)
+        .or_else(|| table.trie())
+    {
+        Some(trie) => backtrack::encode(chunk, table, trie, out),
+        None => merge_heap(chunk, table, out),
+    }
 }
 
 /// Per-call memo of the tokens of pieces that needed merging (pieces of at most `SHORT_MAX`
