@@ -24,6 +24,13 @@
 //!   go through a byte-at-a-time UTF-8 decoder that checks the standard's well-formed
 //!   sequences. Bytes that are not valid UTF-8, and mostly-ASCII text, go to Python's UTF-8
 //!   decoder as before, so `errors="replace"` is Python's own, byte for byte.
+//!   Which path a decode takes is chosen from 16 runs of 96 tokens spread over the list (was
+//!   three runs of 512: start, middle, end; the 1 MB non-Latin sample of decode_ratio.py starts
+//!   with a script cl100k cuts into bytes, 32% whole there, 96% overall, so cl100k took the
+//!   UTF-8 path): cl100k non-Latin 2.27-2.28x tiktoken before, 3.30x after
+//!   (`taskset -c 1 python benches/decode_ratio.py --rounds 5 --kinds non_latin`, load 7.5).
+//!   gpt2 stays on Python's UTF-8 decoder (56% whole): with the threshold at 50% instead of 80
+//!   it took the UTF-16 path and fell from 2.27x to 1.83x (same command, load 5).
 //!   Tried and dropped: checking and converting the decoded bytes in Rust (std's `from_utf8` and
 //!   `encode_utf16`, then encoding_rs's converter): 4.5-6 ms for that 1 MB, slower than Python's
 //!   own decoder on this mixed-script text.
@@ -353,9 +360,12 @@ pub enum Text {
 /// Text with at least one non-ASCII byte in this many goes to UTF-16.
 const NON_ASCII_SHARE: usize = 8;
 
-/// Tokens sampled (three runs of this many: the start, the middle and the end) to choose how a
-/// decode makes its text.
-const SAMPLE: usize = 512;
+/// Tokens sampled to choose how a decode makes its text: [`RUNS`] runs of this many, spread
+/// evenly from the start to the end.
+const SAMPLE: usize = 96;
+/// See [`SAMPLE`]. Three runs (start, middle, end) misjudged a 1 MB mixed-script text whose
+/// first script cl100k cuts into bytes (32% whole there, 96% over the whole text).
+const RUNS: usize = 16;
 
 impl Text {
     pub(super) fn new(decoder: &Decoder, tokens: &[Rank]) -> Result<Text> {
@@ -377,21 +387,19 @@ impl Text {
 /// non-Latin sample are whole, where the byte-at-a-time path is slower than Python's decoder;
 /// cl100k 96%, o200k 98%).
 fn utf16_pays(decoder: &Decoder, tokens: &[Rank]) -> bool {
-    let middle = tokens.len() / 2;
     let end = tokens.len();
-    let sample: Vec<Rank> = [
-        0..SAMPLE,
-        middle..middle + SAMPLE,
-        end.saturating_sub(SAMPLE)..end,
-    ]
-    .into_iter()
-    .flat_map(|range| {
-        tokens
-            .get(range.start.min(end)..range.end.min(end))
-            .unwrap_or_default()
-    })
-    .copied()
-    .collect();
+    let step = end.saturating_sub(SAMPLE) / (RUNS - 1);
+    let sample: Vec<Rank> = if end <= SAMPLE * RUNS {
+        tokens.to_vec()
+    } else {
+        (0..RUNS)
+            .flat_map(|run| {
+                let start = run * step;
+                tokens.get(start..start + SAMPLE).unwrap_or_default()
+            })
+            .copied()
+            .collect()
+    };
     let mut bytes = Vec::new();
     // An id with no token is reported by the decode that follows.
     let _ = decoder.decode_into(&sample, &mut bytes);
@@ -598,6 +606,17 @@ mod tests {
             .collect();
         assert_eq!(Text::new(&d, &invalid), Ok(Text::Utf8(bytes)));
         assert_eq!(Text::new(&d, &[]), Ok(Text::Utf8(Vec::new())));
+        // Split characters at the start, whole ones after (87% of the tokens): the sample is
+        // spread over the whole list, not only its start, middle and end.
+        let mixed: Vec<Rank> = [0xE4, 0xB8, 0xAD]
+            .repeat(200)
+            .into_iter()
+            .chain([256, 257].repeat(2000))
+            .collect();
+        assert_eq!(
+            Text::new(&d, &mixed),
+            Ok(Text::Utf16(expected(&tokens, &mixed).unwrap_or_default()))
+        );
         for n in 0..40 {
             let bytes: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
             let slow = bytes.iter().filter(|&&b| b >= 0x80).count();

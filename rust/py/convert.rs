@@ -6,11 +6,28 @@
 //! - **Why a cache.** A list of token ids built from fresh Python ints spends half of a short
 //!   `encode`'s time allocating them (2 MB of English, 478k tokens: the list took ~8 ms with
 //!   fresh ints); with one shared int per id it costs a reference count per token.
-//! - **Bounded.** The cache holds ids below `min(vocabulary bound, 2^18)` (every id of GPT-2,
-//!   cl100k and o200k), so a vocabulary with a special token at id 60,000,000 still caches 2^18
-//!   ints, not 60 M; larger ids are made on demand. It is built lazily, once the ids converted so
-//!   far add up to a quarter of its size, so a short text (or a few) never pays for a large
-//!   vocabulary's ints, and a program that converts many ids gets the cache after a bounded cost.
+//! - **Bounded.** The cache has slots for ids below `min(vocabulary bound, 2^18)` (every id of
+//!   GPT-2, cl100k and o200k), so a vocabulary with a special token at id 60,000,000 still has
+//!   2^18 slots, not 60 M; larger ids are made on demand.
+//! - **Filled per id on first use (issue 15).** The cache was built whole (every id's int, 200k
+//!   for o200k) inside the first call whose ids added up to a quarter of it: the cold benchmark's
+//!   0.77 MB of English (171k tokens) paid 200k int allocations in its first `encode`. Now the
+//!   slots (8 bytes an id, from `alloc_zeroed`: fresh pages, untouched until an id on them is
+//!   used) are null until a list first needs that id, so the first call costs its distinct ids
+//!   (~20k for that text), not the vocabulary. A failed allocation (slots or an int) leaves the
+//!   slot empty and raises `MemoryError` (tests/test_convert.py). The lookups are prefetched two
+//!   stages ahead (the slot 32 ids ahead, its int 16 ahead): `perf` (o200k, English, warm)
+//!   showed the loop waiting on the slot load and on the int's reference count line. The
+//!   reference count is incremented inline (`ob_refcnt += 1`, what `Py_INCREF` is for the 3.10
+//!   limited API this wheel is built for; CPython 3.12+ keep that correct for old stable-ABI
+//!   extensions, PEP 683) instead of pyo3's `_Py_IncRef` call. Measured (`perf record`, 40
+//!   warm `encode_ordinary` calls, o200k English 0.77 MB, load ~7): the list loop was 13.5% of
+//!   the encoder's own samples (`encode_piece`), 7.8% after; fresh processes, first call, CPU
+//!   time, load 7-9: list MB/s cold (numpy of the same text beside it) o200k English 36.4 (39.7),
+//!   Python 43.2 (41.6), non-Latin 22.9 (25.3); cl100k 40.5 (41.1), 36.2 (45.3), 24.9 (30.9):
+//!   the list now costs about what the NumPy array does (before, quiet: 30-40% cold).
+//!   Not done: writing the list's items directly (`PyList_SET_ITEM` is not in the limited API:
+//!   `PyList_SetItem` is a call per token, ~0.7% of those samples).
 //! - **Decode (issue 15).** Profiled with `perf` on 1.9 MB of non-Latin text (cl100k, 827k
 //!   tokens): checking the bytes with `String::from_utf8` before Python's decoder made the `str`
 //!   was 14% of `decode` (the bytes were validated twice; now `PyUnicode_DecodeUTF8(...,
@@ -31,13 +48,13 @@
 //!   7% of fresh ints made in order, and one int repeated only 27% faster (its table entry is
 //!   hot too): the ints' cache misses are not where the time goes.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::OnceLock;
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray};
 use pyo3::exceptions::PyOverflowError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyInt, PyList};
 
 use crate::vocab::Rank;
@@ -45,13 +62,69 @@ use crate::vocab::Rank;
 /// The most ids any cache holds.
 const CACHE_CAP: usize = 1 << 18;
 
-/// Python ints for the ids below a bound, shared by every token list a tokenizer returns.
+/// Python ints for the ids below a bound, shared by every token list a tokenizer returns: one
+/// slot per id, filled the first time a list needs that id (see the module notes).
 pub(super) struct IntCache {
-    /// How many ids (from 0) the cache holds once built.
+    /// How many ids (from 0) the cache has slots for.
     size: usize,
-    /// Ids converted without the cache so far (decides when to build it).
-    converted: AtomicUsize,
-    ints: PyOnceLock<Vec<Py<PyInt>>>,
+    /// The slots, allocated by the first list (empty if they could not be allocated: every id
+    /// is then made on demand).
+    slots: OnceLock<Slots>,
+}
+
+/// One slot per id: null, or a strong reference to that id's int (owned by the cache).
+struct Slots(Box<[AtomicPtr<ffi::PyObject>]>);
+
+impl Slots {
+    /// `n` null slots, zeroed by the allocator (fresh pages from the system are not touched
+    /// until an id on them is first used), or no slots if they cannot be allocated.
+    fn new(n: usize) -> Slots {
+        let Ok(layout) = std::alloc::Layout::array::<AtomicPtr<ffi::PyObject>>(n) else {
+            return Slots(Box::new([]));
+        };
+        if layout.size() == 0 {
+            return Slots(Box::new([]));
+        }
+        // SAFETY: the layout has a non-zero size (checked above).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return Slots(Box::new([]));
+        }
+        // SAFETY: `ptr` is a live allocation of `layout`, `Layout::array` of `n` slots, which is
+        // the layout `Box<[AtomicPtr<_>]>` frees with; all-zero bytes are a valid `AtomicPtr`
+        // (it has the representation of `*mut T`, and zero is the null pointer).
+        let slots = unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                ptr.cast::<AtomicPtr<ffi::PyObject>>(),
+                n,
+            ))
+        };
+        Slots(slots)
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if self
+            .0
+            .iter()
+            .all(|slot| slot.load(Ordering::Relaxed).is_null())
+        {
+            return;
+        }
+        // The cache lives in a Python object (a tokenizer), dropped by its deallocator with
+        // the interpreter attached; `attach` then costs a check.
+        Python::attach(|_py| {
+            for slot in self.0.iter() {
+                let int = slot.swap(std::ptr::null_mut(), Ordering::Relaxed);
+                if !int.is_null() {
+                    // SAFETY: the interpreter is attached; a non-null slot holds a strong
+                    // reference the cache owns, swapped out here, so released exactly once.
+                    unsafe { ffi::Py_DECREF(int) };
+                }
+            }
+        });
+    }
 }
 
 impl IntCache {
@@ -59,47 +132,57 @@ impl IntCache {
     pub(super) fn new(bound: usize) -> Self {
         IntCache {
             size: bound.min(CACHE_CAP),
-            converted: AtomicUsize::new(0),
-            ints: PyOnceLock::new(),
+            slots: OnceLock::new(),
         }
     }
 
-    /// The cached ints, built now if the ids converted so far (with the `n` of this call) add
-    /// up to a quarter of the cache.
-    fn ints(&self, py: Python<'_>, n: usize) -> Option<&Vec<Py<PyInt>>> {
-        if let Some(ints) = self.ints.get(py) {
-            return Some(ints);
+    /// A new reference to the int of `id`: the cached one, made and cached on first use, or
+    /// (past the cache) a fresh one.
+    #[inline]
+    fn int(
+        &self,
+        py: Python<'_>,
+        slots: &[AtomicPtr<ffi::PyObject>],
+        id: Rank,
+    ) -> PyResult<*mut ffi::PyObject> {
+        let Some(slot) = slots.get(id as usize) else {
+            return Ok(new_int(py, u64::from(id))?.into_ptr());
+        };
+        let int = slot.load(Ordering::Acquire);
+        if int.is_null() {
+            return fill(py, slot, id);
         }
-        let before = self.converted.fetch_add(n, Ordering::Relaxed);
-        if before.saturating_add(n).saturating_mul(4) < self.size {
-            return None;
-        }
-        if let Some(ints) = self.ints.get(py) {
-            return Some(ints);
-        }
-        // Built fallibly: under a memory cap a failed int allocation leaves the cache unbuilt
-        // (ids are then made one by one, each checked) instead of panicking on a null pointer.
-        let mut ints = Vec::new();
-        ints.try_reserve_exact(self.size).ok()?;
-        for id in 0..self.size as u64 {
-            match new_int(py, id) {
-                Ok(int) => ints.push(int.unbind()),
-                Err(_) => return None,
-            }
-        }
-        Some(self.ints.get_or_init(py, || ints))
+        // SAFETY: a non-null slot holds a live int the cache keeps a reference to; the GIL is
+        // held (`py`), so its reference count may be changed. Inline, as the 3.10 limited API's
+        // `Py_INCREF` does (this wheel's ABI; later CPythons keep it correct, immortal objects
+        // included: PEP 683); pyo3 calls `_Py_IncRef` instead (see the module notes).
+        unsafe { (*int).ob_refcnt += 1 };
+        Ok(int)
     }
 
     /// A new Python list of the ids.
     pub(super) fn list<'py>(&self, py: Python<'py>, ids: &[Rank]) -> PyResult<Bound<'py, PyList>> {
-        let ints = self.ints(py, ids.len());
-        list_of(py, ids.len(), |i| {
-            let id = ids.get(i).copied().unwrap_or(0);
-            match ints.and_then(|ints| ints.get(id as usize)) {
-                Some(int) => Ok(int.bind(py).clone()),
-                None => new_int(py, u64::from(id)),
+        let slots: &[AtomicPtr<ffi::PyObject>] =
+            &self.slots.get_or_init(|| Slots::new(self.size)).0;
+        let list = new_list(py, ids.len())?;
+        for (i, &id) in ids.iter().enumerate() {
+            // Two stages ahead: the slot of a later id, then the int in the slot of a nearer one
+            // (its reference count is written below); see the module notes.
+            if let Some(&far) = ids.get(i + 2 * AHEAD) {
+                prefetch(slots.get(far as usize).map(|s| s as *const AtomicPtr<_>));
             }
-        })
+            if let Some(&near) = ids.get(i + AHEAD) {
+                let int = slots.get(near as usize).map(|s| s.load(Ordering::Relaxed));
+                prefetch(int.filter(|p| !p.is_null()).map(|p| p.cast_const()));
+            }
+            let int = self.int(py, slots, id)?;
+            // SAFETY: `i < len(list)`; PyList_SetItem steals the new reference `int` and fails
+            // only for a bad index or a non-list, neither possible here.
+            if unsafe { ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, int) } != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        Ok(list)
     }
 
     /// A new Python list of lists of ids.
@@ -114,6 +197,51 @@ impl IntCache {
     }
 }
 
+/// How many ids ahead of the one converted its int is prefetched (its slot twice as far).
+const AHEAD: usize = 16;
+
+/// A cache hint to load the line at `ptr`.
+#[inline(always)]
+fn prefetch<T>(ptr: Option<*const T>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(ptr) = ptr {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a cache hint: it
+        // reads nothing and cannot fault, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+/// Makes the int of `id`, stores it in its (empty) slot and returns a new reference to it.
+#[cold]
+fn fill(py: Python<'_>, slot: &AtomicPtr<ffi::PyObject>, id: Rank) -> PyResult<*mut ffi::PyObject> {
+    let int = new_int(py, u64::from(id))?.into_ptr();
+    // The cache's reference, then the caller's.
+    // SAFETY: `int` is a live int just made, the GIL is held.
+    unsafe { ffi::Py_INCREF(int) };
+    match slot.compare_exchange(
+        std::ptr::null_mut(),
+        int,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => Ok(int),
+        Err(cached) => {
+            // Another thread filled the slot first (only possible without a GIL): use its int.
+            // SAFETY: `int` holds the two references taken above, both released here; `cached`
+            // is a live int the cache keeps a reference to.
+            unsafe {
+                ffi::Py_DECREF(int);
+                ffi::Py_DECREF(int);
+                ffi::Py_INCREF(cached);
+            }
+            Ok(cached)
+        }
+    }
+}
+
 /// A new Python int, or the `MemoryError` Python raised (pyo3's own constructors panic on a null
 /// pointer, "PyObject pointer is null", when the allocation fails under a memory cap).
 fn new_int(py: Python<'_>, id: u64) -> PyResult<Bound<'_, PyInt>> {
@@ -124,17 +252,25 @@ fn new_int(py: Python<'_>, id: u64) -> PyResult<Bound<'_, PyInt>> {
     Ok(unsafe { int.cast_into_unchecked() })
 }
 
+/// A new list of `n` NULL slots (the list deallocator accepts them, so a list dropped before
+/// every slot is set is freed cleanly).
+fn new_list(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyList>> {
+    let len = ffi::Py_ssize_t::try_from(n)
+        .map_err(|_| PyOverflowError::new_err(format!("{n} tokens do not fit a Python list")))?;
+    // SAFETY: the GIL is held; PyList_New returns a new list of `len` NULL slots, or NULL with
+    // an exception set.
+    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len)) }?;
+    // SAFETY: PyList_New returns a list.
+    Ok(unsafe { list.cast_into_unchecked() })
+}
+
 /// A new list of `n` items made by `item`, every allocation checked.
 fn list_of<'py, T>(
     py: Python<'py>,
     n: usize,
     mut item: impl FnMut(usize) -> PyResult<Bound<'py, T>>,
 ) -> PyResult<Bound<'py, PyList>> {
-    let len = ffi::Py_ssize_t::try_from(n)
-        .map_err(|_| PyOverflowError::new_err(format!("{n} tokens do not fit a Python list")))?;
-    // SAFETY: the GIL is held; PyList_New returns a new list of `len` NULL slots (which the list
-    // deallocator accepts, so an early return below frees it), or NULL with an exception set.
-    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len)) }?;
+    let list = new_list(py, n)?;
     for i in 0..n {
         let value = item(i)?;
         // SAFETY: `i < len`; PyList_SetItem steals the reference (`into_ptr`) and fails only
@@ -145,8 +281,7 @@ fn list_of<'py, T>(
             return Err(PyErr::fetch(py));
         }
     }
-    // SAFETY: PyList_New returns a list.
-    Ok(unsafe { list.cast_into_unchecked() })
+    Ok(list)
 }
 
 /// Token ids from a Python list (read through the C API: ~4 ns a token instead of ~17 ns with
