@@ -27,6 +27,19 @@
 //!   all fault on first touch.
 //! - Not done: cutting one long document at safe points (`crate::pretok::cut`) across blocks;
 //!   a parked worker pool (scoped threads cost tens of microseconds per call, measured as noise).
+//!
+//! Issue 15, batch room (CPU time per phase, interleaved in one process, 2 MB cut into 1-10 KB
+//! documents, load average 5-7 on 2 cores: walls not usable):
+//! - Why non-Latin batch barely scaled: the encoder's piece memo (`bpe::PieceMemo`) started
+//!   empty for every document, so 1-10 KB documents lost most of its repeats. One thread's batch
+//!   cost 1.61x the CPU of one call on the same text for cl100k non-Latin (95.4 vs 59.3 ms),
+//!   1.54x for o200k (108.1 vs 70.0 ms); English 0.95x. Now each worker keeps one memo (the
+//!   scratch `S` of [`encode_flat`]) for all its documents: one-thread batch 67.1 vs 64.6 ms
+//!   (cl100k non-Latin), 77.7 vs 80.2 ms (o200k), English unchanged. Two threads cost ~12% more
+//!   CPU than one (two memos warm up, each on half the text).
+//! - Extracting the list of `str` (UTF-8 of each, borrowed; CPython builds and caches it for a
+//!   non-ASCII str) runs with the GIL before the parallel part: 5-7 ms of CPU per 2 MB of
+//!   non-Latin text (0.6 ms English), serial. Not overlapped yet (see the report).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
