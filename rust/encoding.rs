@@ -177,6 +177,17 @@ impl CoreBpe {
         self.encode_segment(text, &mut bpe::PieceMemo::default(), out)
     }
 
+    /// [`encode_ordinary_into`](Self::encode_ordinary_into) through a memo the caller keeps
+    /// across the texts of one call (a batch: see `crate::flat`).
+    pub fn encode_ordinary_with(
+        &self,
+        text: &str,
+        memo: &mut bpe::PieceMemo,
+        out: &mut Vec<Rank>,
+    ) -> Result<()> {
+        self.encode_segment(text, memo, out)
+    }
+
     fn encode_segment(
         &self,
         text: &str,
@@ -285,10 +296,28 @@ impl CoreBpe {
         disallowed: &SpecialSet,
         out: &mut Vec<Rank>,
     ) -> Result<()> {
+        self.encode_with(
+            text,
+            allowed,
+            disallowed,
+            &mut bpe::PieceMemo::default(),
+            out,
+        )
+    }
+
+    /// [`encode_into`](Self::encode_into) through a memo the caller keeps across the texts of
+    /// one call (a batch: see `crate::flat`).
+    pub fn encode_with(
+        &self,
+        text: &str,
+        allowed: &SpecialSet,
+        disallowed: &SpecialSet,
+        memo: &mut bpe::PieceMemo,
+        out: &mut Vec<Rank>,
+    ) -> Result<()> {
         if let Some((_, _, index)) = self.find_special(text, 0, disallowed) {
             return Err(Error::DisallowedSpecial(self.special_names[index].clone()));
         }
-        let mut memo = bpe::PieceMemo::default();
         let mut start = 0;
         // One pass of the special-token automaton for the whole text (see `Finder`).
         let mut finder = match &self.special_matcher {
@@ -296,14 +325,14 @@ impl CoreBpe {
             _ => None,
         };
         while let Some((s, e, index)) = finder.as_mut().and_then(|f| f.next_from(start)) {
-            self.encode_segment(&text[start..s], &mut memo, out)?;
+            self.encode_segment(&text[start..s], memo, out)?;
             out.try_reserve(1).map_err(|_| {
                 Error::OutOfMemory(format!("cannot grow the tokens past {}", out.len()))
             })?;
             out.push(self.special_ids[index]);
             start = e;
         }
-        self.encode_segment(&text[start..], &mut memo, out)
+        self.encode_segment(&text[start..], memo, out)
     }
 
     pub fn encode_batch(

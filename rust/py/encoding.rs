@@ -309,8 +309,9 @@ impl PyCoreBpe {
             let docs: &[&str] = &refs;
             // The flat encoder writes every document's tokens in order into one buffer (no
             // per-document Vecs, which peaked at twice the tokens) and balances by bytes.
-            flat::encode_flat(&[&docs], None, threads, |text, out| {
-                self.inner.encode_into(text, &allowed, &disallowed, out)
+            flat::encode_flat(&[&docs], None, threads, |text, memo, out| {
+                self.inner
+                    .encode_with(text, &allowed, &disallowed, memo, out)
             })
         })?;
         Ok((out.tokens.into_pyarray(py), out.offsets.into_pyarray(py)))
