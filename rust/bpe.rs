@@ -607,15 +607,9 @@ const PREFETCH_AHEAD: usize = 8;
 
 #[inline]
 fn prefetch(nodes: &[Node], at: usize) {
-    #[cfg(target_arch = "x86_64")]
     if let Some(node) = nodes.get(at) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a cache hint: it
-        // reads nothing, and the pointer comes from a live reference.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((node as *const Node).cast::<i8>()) };
+        crate::hint::prefetch(node);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (nodes, at);
 }
 
 /// Positions waiting to merge, one bucket per rank, with the emptied vectors kept for reuse

@@ -7,6 +7,7 @@ pub mod corpus;
 pub mod encoding;
 pub mod error;
 pub mod flat;
+pub mod hint;
 pub mod parallel;
 pub mod pretok;
 pub mod simple;

@@ -203,15 +203,9 @@ const AHEAD: usize = 16;
 /// A cache hint to load the line at `ptr`.
 #[inline(always)]
 fn prefetch<T>(ptr: Option<*const T>) {
-    #[cfg(target_arch = "x86_64")]
     if let Some(ptr) = ptr {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is part of the x86_64 baseline, and a prefetch is only a cache hint: it
-        // reads nothing and cannot fault, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.cast::<i8>()) };
+        crate::hint::prefetch(ptr);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
 }
 
 /// Makes the int of `id`, stores it in its (empty) slot and returns a new reference to it.
