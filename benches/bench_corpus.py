@@ -153,7 +153,9 @@ def test_main_job(benchmark, stdlib, tmp_path):
     walk_named = cpu_of(lambda: _inputs.resolve(files))
     walk_dir = cpu_of(lambda: _inputs.resolve(samples.stdlib_dir()))
     encode = cpu_of(lambda: enc.encode_ordinary_batch_to_numpy(docs))
-    corpus_path = cpu_of(lambda: tokenize_files(files, tmp_path / "p.bin", resume=False))
+    corpus_path = cpu_of(
+        lambda: tokenize_files(files, tmp_path / "p.bin", resume=False, errors="replace")
+    )
     loads = [child_usage.load()]
     command = [
         sys.executable, "-m", "fastllm", "tokenize", "-q", "--no-resume",
