@@ -78,6 +78,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import time
 import warnings
@@ -143,6 +144,7 @@ class _Encoder:
         errors: str,
         threads: int,
         batch_rows: int,
+        scratch: str,
     ) -> None:
         import numpy as np
 
@@ -159,6 +161,7 @@ class _Encoder:
         self.errors = errors
         self.threads = threads
         self.batch_rows = batch_rows
+        self.scratch = scratch
         self.dtype = np.uint16 if self.enc.max_token_value < 1 << 16 else np.uint32
         self.itemsize = np.dtype(self.dtype).itemsize
         self.core = _corpus_encoder(self.enc)
@@ -206,10 +209,10 @@ class _Encoder:
         first, end = unit["groups"] or (0, parquet.num_row_groups)
         if first >= end:
             return
-        for batch in parquet.iter_batches(
+        for b, batch in enumerate(parquet.iter_batches(
             batch_size=self.batch_rows, row_groups=range(first, end), columns=[self.field],
             use_threads=self.threads > 1,
-        ):
+        )):
             column = batch.column(0)
             tokens, offsets, _ = self.enc.encode_ordinary_arrow(
                 column, eot=self.eot, num_threads=self.threads
@@ -217,13 +220,24 @@ class _Encoder:
             tokens = tokens.astype(self.dtype, copy=False)
             text_bytes = self._text_bytes(column)
             rows = len(column)
+            part = self._part(f"{unit['id']:06d}-{b:06d}", offsets[:-1], tokens)
             yield self._table(
-                {
-                    "tokens": [tokens.data.cast("B")],
-                    "starts": [offsets[:-1].data.cast("B")],
-                    "files": [json.dumps([[path, int(offsets[-1]), rows, text_bytes, rows, 0]])],
-                }
+                [part],
+                [json.dumps([[path, int(offsets[-1]), rows, text_bytes, rows, 0]])],
             )
+
+    def _part(self, name: str, starts: Any, tokens: Any) -> list[Any]:
+        """Writes a batch's document starts (8-byte integers) then its tokens (output dtype)
+        to the part file ``name`` of the scratch directory (a temporary name, then renamed:
+        a part is there whole or not at all; a retried unit writes the same bytes); returns
+        ``[part path, documents, token bytes]``."""
+        path = os.path.join(self.scratch, f"{name}.part")
+        tmp = f"{path}.{self.pid}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(starts.data)
+            f.write(tokens.data)
+        os.replace(tmp, path)
+        return [path, len(starts), tokens.nbytes]
 
     def _text_bytes(self, column: Any) -> int:
         """The UTF-8 bytes of a string column's values (a null counts 0): from its offsets
@@ -248,29 +262,32 @@ class _Encoder:
         from fastllm import _fastllm
 
         np = self.np
-        columns: dict[str, list[Any]] = {"tokens": [], "starts": [], "files": []}
-        for path in unit["paths"]:
+        parts: list[list[Any]] = []
+        files: list[str] = []
+        for j, path in enumerate(unit["paths"]):
             raw = np.fromfile(path, dtype=np.uint8)
             tokens, starts, text_bytes, replaced = _fastllm.encode_file_bytes(
                 self.core, raw, path, input_format(path, self.fmt), self.field, self.eot,
                 self.errors,
             )
             del raw
-            columns["tokens"].append(tokens.data)
-            columns["starts"].append(starts.data.cast("B"))
+            parts.append(self._part(f"{unit['id']:06d}-{j:06d}", starts, tokens))
             n_tokens = len(tokens) // self.itemsize
-            columns["files"].append(json.dumps([[path, n_tokens, len(starts), text_bytes, 1,
-                                                 replaced]]))
-        return self._table(columns)
+            files.append(json.dumps([[path, n_tokens, len(starts), text_bytes, 1, replaced]]))
+        return self._table(parts, files)
 
-    def _table(self, columns: dict[str, list[Any]]) -> Any:
+    def _table(self, parts: list[list[Any]], files: list[str]) -> Any:
+        """One row per part: ``part`` (its path), ``documents``, ``token_bytes``, ``files``
+        (per input file, in order: ``[path, tokens, documents, text_bytes, rows,
+        replaced]``), the actor and its CPU seconds so far."""
         pa = self.pa
-        rows = len(columns["files"])
+        rows = len(files)
         return pa.table(
             {
-                "tokens": pa.array(columns["tokens"], type=pa.large_binary()),
-                "starts": pa.array(columns["starts"], type=pa.large_binary()),
-                "files": pa.array(columns["files"]),
+                "part": pa.array([p[0] for p in parts]),
+                "documents": pa.array([p[1] for p in parts], type=pa.int64()),
+                "token_bytes": pa.array([p[2] for p in parts], type=pa.int64()),
+                "files": pa.array(files),
                 "worker": pa.array([f"{self.node} {self.pid}"] * rows),
                 # This actor's CPU seconds so far (DistributedStats.actor_cpu_seconds).
                 "cpu": pa.array([time.process_time()] * rows),
@@ -286,8 +303,9 @@ class _Encoder:
                 yield self._files(unit)
 
 
-def _check_node_reads(files: list[str]) -> dict[str, Any]:
-    """Run on a node: which inputs it cannot stat (the first few), and its address."""
+def _check_node_reads(files: list[str], scratch: str) -> dict[str, Any]:
+    """Run on a node: which inputs it cannot stat (the first few), whether it can write a
+    probe file into the scratch directory (the error if not), and its address."""
     ray = importlib.import_module("ray")
     missing = []
     for path in files:
@@ -297,7 +315,48 @@ def _check_node_reads(files: list[str]) -> dict[str, Any]:
             missing.append(f"{path} ({e.strerror})")
             if len(missing) >= 3:
                 break
-    return {"node": ray.util.get_node_ip_address(), "missing": missing}
+    node = ray.get_runtime_context().get_node_id()
+    probe = os.path.join(scratch, f"probe-{node}")
+    unwritable: list[Any] = []
+    try:
+        with open(probe, "wb"):
+            pass
+    except OSError as e:
+        unwritable = [e.errno or errno.EIO, e.strerror or str(e)]
+    return {"node": ray.util.get_node_ip_address(), "missing": missing, "probe": probe,
+            "unwritable": unwritable}
+
+
+#: The columns of an actor's result table, as the driver reads them.
+_RESULT_COLUMNS = ("part", "documents", "token_bytes", "files", "worker", "cpu")
+
+
+def _read_part(np: Any, path: str, documents: int, token_bytes: int) -> Any:
+    """A part file an actor wrote (``uint8``: ``documents`` 8-byte starts, then
+    ``token_bytes`` of tokens), checked whole."""
+    try:
+        raw = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise OSError(
+            e.errno, f"cannot read the part file {path} an actor wrote ({e.strerror}): the "
+            "output must be on a path every node of the cluster can reach", path,
+        ) from None
+    if raw.size != documents * 8 + token_bytes:
+        raise OSError(
+            errno.EIO, f"the part file {path} has {raw.size} bytes, its actor wrote "
+            f"{documents * 8 + token_bytes}", path,
+        )
+    return raw
+
+
+def _scratch(out: Path) -> Path:
+    """The scratch directory of a run writing ``out`` (next to it: every node writes its
+    encoded batches there as part files; removed at the end of every run)."""
+    return out.with_name(f".{out.name}.parts")
+
+
+def _remove_scratch(scratch: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ---- the driver's side ----
@@ -580,12 +639,11 @@ class _Output:
         self._remove_old()
         self.writer = self._writer(None)
 
-    def write(self, tokens: memoryview, starts: Any) -> None:
-        """Appends ``tokens`` (output dtype, little-endian, end-of-text tokens included) and
-        the documents starting at ``starts`` (``int64`` token offsets into ``tokens``)."""
-        import numpy as np
-
-        self.writer.write_bytes(np.frombuffer(tokens, np.uint8), starts.astype(np.uint64))
+    def write(self, tokens: Any, starts: Any) -> None:
+        """Appends ``tokens`` (``uint8``: the output dtype's little-endian bytes, end-of-text
+        tokens included) and the documents starting at ``starts`` (``uint64`` token offsets
+        into ``tokens``)."""
+        self.writer.write_bytes(tokens, starts)
 
     def file_done(self, index: int, counts: list[int], replaced: int) -> None:
         self.per_file[index] = counts
@@ -673,25 +731,44 @@ def _reachable(address: str | None) -> None:
         ) from None
 
 
-def _check_nodes(ray: Any, files: list[str]) -> int:
-    """Every alive node can stat every input (else an error naming node and files); returns
-    the number of alive nodes."""
+def _check_nodes(ray: Any, files: list[str], scratch: Path) -> int:
+    """Every alive node can stat every input and write into the (new) scratch directory,
+    which the driver sees (else an error naming node and paths); returns the number of alive
+    nodes."""
     strategy = importlib.import_module("ray.util.scheduling_strategies")
+    scratch.mkdir()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     check = ray.remote(num_cpus=0)(_check_node_reads)
     refs = [
         check.options(
             scheduling_strategy=strategy.NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-        ).remote(files)
+        ).remote(files, os.fspath(scratch))
         for n in nodes
     ]
-    for result in ray.get(refs):
+    results = ray.get(refs)
+    for result in results:
         if result["missing"]:
             raise FileNotFoundError(
                 errno.ENOENT,
                 f"node {result['node']} cannot read {', '.join(result['missing'])}: the inputs "
                 "must be on a path every node of the cluster can read (a shared directory)",
                 result["missing"][0].split(" (")[0],
+            )
+    for result in results:
+        reach = ("the output must be on a path every node of the cluster can reach (a shared "
+                 "directory): the actors write their encoded batches next to it")
+        if result["unwritable"]:
+            code, why = result["unwritable"]
+            raise OSError(
+                code, f"node {result['node']} cannot write to {scratch} ({why}): {reach}",
+                os.fspath(scratch),
+            )
+        if not os.path.exists(result["probe"]):
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"node {result['node']} wrote into {scratch} but the driver does not see it "
+                f"there: {reach}",
+                os.fspath(scratch),
             )
     return len(nodes)
 
@@ -892,19 +969,23 @@ def tokenize(
     ray = _ray()
     connected = _connect(ray, address)
     output = _Output(out_path, encoding, identity, described)
+    scratch = _scratch(out_path)
+    _remove_scratch(scratch)  # an earlier run's parts are never reused
     try:
-        nodes = _check_nodes(ray, files)
+        nodes = _check_nodes(ray, files, scratch)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n_actors = actors or max(1, cpus // cpus_per_actor)
         output.open(resume)
         result = _run(
             ray, output, files, formats, described, encoding, format, field, eot, errors,
             n_actors, cpus_per_actor, progress, checkpoint_interval, batch_rows, started, nodes,
+            scratch,
         )
     finally:
         output.close()
         if connected:
             ray.shutdown()
+        _remove_scratch(scratch)
     return result
 
 
@@ -926,6 +1007,7 @@ def _run(
     batch_rows: int,
     started: float,
     n_nodes: int,
+    scratch: Path,
 ) -> DistributedStats:
     data = importlib.import_module("ray.data")
     with warnings.catch_warnings():  # Ray's own deprecations, not the user's business
@@ -1005,7 +1087,8 @@ def _run(
         if units:
             # One block per unit: each is one actor call, in input order (preserve_order).
             ds = data.from_items(
-                [{"unit": json.dumps(u)} for u in units], override_num_blocks=len(units)
+                [{"unit": json.dumps({**u, "id": k})} for k, u in enumerate(units)],
+                override_num_blocks=len(units),
             )
             ds = ds.map_batches(
                 _Encoder,
@@ -1017,6 +1100,7 @@ def _run(
                     "errors": errors,
                     "threads": cpus_per_actor,
                     "batch_rows": batch_rows,
+                    "scratch": os.fspath(scratch),
                 },
                 batch_size=1,
                 batch_format="pyarrow",
@@ -1028,27 +1112,28 @@ def _run(
             for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 if startup is None:
                     startup = time.perf_counter() - started
-                for row in range(table.num_rows):
-                    worker = table.column("worker")[row].as_py()
+                for part, n_docs, n_bytes, files_json, worker, worker_cpu in zip(
+                    *(table.column(c).to_pylist() for c in _RESULT_COLUMNS)
+                ):
                     workers.add(worker)
-                    cpu[worker] = max(cpu.get(worker, 0.0), table.column("cpu")[row].as_py())
+                    cpu[worker] = max(cpu.get(worker, 0.0), worker_cpu)
                     nodes.add(worker.split(" ")[0])
-                    tokens_buffer = memoryview(table.column("tokens")[row].as_buffer())
-                    starts = np.frombuffer(table.column("starts")[row].as_buffer(), np.int64)
+                    raw = _read_part(np, part, n_docs, n_bytes)
+                    starts = raw[: n_docs * 8].view(np.uint64)
+                    tokens_bytes = raw[n_docs * 8 :]
                     first_token = first_doc = 0
-                    for path, tokens, documents, nbytes, rows, replaced in json.loads(
-                        table.column("files")[row].as_py()
-                    ):
+                    for path, tokens, documents, nbytes, rows, replaced in json.loads(files_json):
                         i = index[path]
                         if current is None or current[0] != i:
                             complete_until(i)  # checkpoints fall on file boundaries
                             current = [i, 0, 0, 0, 0, 0]
                         # This file's part of the batch.
+                        doc_starts = starts[first_doc : first_doc + documents]
                         writer.write(
-                            tokens_buffer[
+                            tokens_bytes[
                                 first_token * itemsize : (first_token + tokens) * itemsize
                             ],
-                            starts[first_doc : first_doc + documents] - first_token,
+                            doc_starts - np.uint64(first_token) if first_token else doc_starts,
                         )
                         first_token += tokens
                         first_doc += documents
@@ -1057,6 +1142,8 @@ def _run(
                         current[3] += nbytes
                         current[4] += rows
                         current[5] += replaced
+                    del raw
+                    os.unlink(part)
                     report()
         complete_until(len(files))
     except KeyboardInterrupt:
