@@ -6,15 +6,22 @@ files) and runs them with Ray Data (``from_items(units)`` -> ``map_batches`` on 
 actors, ``preserve_order``): each actor loads one encoding once, **reads its units itself**
 from their shared paths (no input crosses the object store) and encodes them (Parquet batches
 with :meth:`fastllm.Encoding.encode_ordinary_arrow`, zero-copy; text and JSONL files with the
-local run's own Rust code), and the results stream back **in input order** to the driver,
-which alone writes the shards and their manifest with the local run's own writer (the Rust
-:class:`fastllm.tokenfile.ShardWriter`): the same files, byte for byte, as
+local run's own Rust code), **writes each batch's tokens to a part file** in a scratch
+directory next to the output and returns only the part's metadata; the metadata streams back
+**in input order** to the driver, which alone writes the shards and their manifest with the
+local run's own writer (the Rust :class:`fastllm.tokenfile.ShardWriter`), moving the parts'
+tokens into the shards in order: the same files, byte for byte, as
 ``fastllm.tokenize_files(..., shard_tokens=...)`` writes for the same inputs, whatever the
 number of nodes, actors or units and whichever task ran where.
 
 - The inputs are found by THE walker (:mod:`fastllm._inputs`) on the driver and must lie on a
   path every node can read (a shared directory); each node checks that before the run.
-- Only the driver writes the output, so the output path needs to exist on the driver only.
+- The output must lie on a path every node can reach too: the actors write their part files
+  into ``.NAME.parts/`` next to it (each node checks it can write there, and the driver that
+  it sees what the node wrote, before the run). The driver alone writes the shards and the
+  manifest; it checks each part's size, deletes it once written into its shard, and removes
+  the scratch directory at the end of every run (and at the start: a killed driver's parts
+  are never reused; a rerun re-encodes from its checkpoint).
 - A worker killed mid-run: Ray restarts its actor and retries its units; the output is the
   same. The driver killed mid-run: rerun the same call; it goes on after the last checkpoint
   (taken at input-file boundaries: the writer's complete shards, each verified against its
@@ -61,13 +68,29 @@ Design notes (measured on the 2-core development machine, see README "Past one m
   thread's ordering and writing ~2 CPU-s per 0.76 GB, 0.55 of it
   ``ShardWriter.write_bytes``). A plain actor pool (ray actors with restarts, an ordered
   window, ``ray.wait``) would save those ~8-10 CPU-s; not tried this stop.
-- Results are ordered and written by the driver, one table per encoded batch (tokens already
-  in the output dtype, document starts, per-file counts; for text/JSONL one row per file), so
-  the driver touches each token once (``ShardWriter.write_bytes``: a range check and a
-  buffered write, from the Arrow buffer without a copy) and holds at most the blocks Ray Data
-  prefetches; blocks of at most ``_BLOCK_BYTES`` (32 MiB) keep the object-store memory the
-  driver maps while it reads results (counted in its RSS as shared memory) within the
-  store's size.
+- Tokens do not cross the object store: each actor writes a batch's document starts and
+  tokens (already in the output dtype) to a part file (temporary name, then renamed: a part
+  is whole or absent; a retried unit writes the same bytes) and returns a small table (the
+  part's path and sizes, per-file counts); the driver reads each part once (``np.fromfile``,
+  ~0.25 CPU-s per GB of tokens), checks its size, hands it to ``ShardWriter.write_bytes``
+  (a range check, the sha256 and a buffered write: ~1.8 CPU-s per GB, the local run's
+  writer's own cost) and deletes it. The last design sent the tokens (~3 GB for this
+  corpus: 1.5 G uint16) through the 150 MB store: spill/restore workers, the driver mapping
+  up to ~150 MB of store pages (its RSS), Ray Data's per-operator reservation and block-size
+  tuning. Measured under load (2 cores, load 8-10, same invocation style, ray-2 only; CPU-s
+  of every process of the run): the last design 120.6 CPU-s (actors 79.2, spill + restore
+  workers 9.2, driver 14.0), the parts 104.4 / 104.7 (actors 75.9, no spilling, driver
+  12.4): -13%. Driver peak RSS 397 -> ~250 MB (no shared
+  pages; ~150 anon, ~95 libraries). The driver's main thread: ~9 of its ~11 CPU-s, ~6 of
+  them reading parts and the writer. Known limit: Ray Data no longer holds the actors back
+  by the store's size, so the parts of the blocks waiting for an earlier one (the ordered
+  output) grow on disk while one unit is slow (bounded by the run's tokens; here a few
+  units' worth).
+- Tried and dropped with the parts: 4,096-row batches (ray-2 actors 72.6 vs 64.9 CPU-s under
+  load 8-10: no gain, noise of that size); one result block per 16 MiB of text (a row per
+  batch: ~180 blocks instead of ~1,040) 104.4 vs 104.7 CPU-s interleaved at load ~9: no
+  change, dropped. Kept: Ray Data's per-task memory polling off
+  (``memory_usage_poll_interval_s=None``: one thread per task less; too small to measure).
 """
 
 from __future__ import annotations
@@ -128,11 +151,11 @@ class _Encoder:
     file, or a few whole text/JSONL files. The actor opens the inputs itself from their
     (shared) paths, so no input crosses the object store.
 
-    In: a one-row Arrow batch, ``unit`` (the unit as JSON). Out, one table per encoded batch
-    (a Parquet unit yields one per ``batch_rows`` rows), each row: the tokens in the output
-    dtype, little-endian (``tokens``), the documents' token starts (``starts``, ``int64``),
-    and per file, in order, ``[path, tokens, documents, text_bytes, rows, replaced]``
-    (``files``).
+    In: a one-row Arrow batch, ``unit`` (the unit as JSON). Out, one small table per encoded
+    batch (a Parquet unit yields one per ``batch_rows`` rows; a text/JSONL unit one with a row
+    per file) whose rows name the part files written (:meth:`_part`: the documents' token
+    starts, then the tokens in the output dtype, little-endian) and say per file, in order,
+    ``[path, tokens, documents, text_bytes, rows, replaced]`` (``files``).
     """
 
     def __init__(
@@ -222,8 +245,7 @@ class _Encoder:
             rows = len(column)
             part = self._part(f"{unit['id']:06d}-{b:06d}", offsets[:-1], tokens)
             yield self._table(
-                [part],
-                [json.dumps([[path, int(offsets[-1]), rows, text_bytes, rows, 0]])],
+                [part], [json.dumps([[path, int(offsets[-1]), rows, text_bytes, rows, 0]])]
             )
 
     def _part(self, name: str, starts: Any, tokens: Any) -> list[Any]:
@@ -1017,6 +1039,7 @@ def _run(
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
+    ctx.memory_usage_poll_interval_s = None  # a thread per task polling its memory
     # Ray Data's per-operator reservation of the object store (half of it) held a 2-actor run to
     # ~1 actor's speed with a 150 MB store (the ordered output of one actor waits while the
     # other's unit is written): steady 41.7 -> 57.7 MB/s without it (see the design notes).
