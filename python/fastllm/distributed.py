@@ -80,12 +80,15 @@ Design notes (measured on the 2-core development machine, see README "Past one m
   tuning. Measured under load (2 cores, load 8-10, same invocation style, ray-2 only; CPU-s
   of every process of the run): the last design 120.6 CPU-s (actors 79.2, spill + restore
   workers 9.2, driver 14.0), the parts 104.4 / 104.7 (actors 75.9, no spilling, driver
-  12.4): -13%. Driver peak RSS 397 -> ~250 MB (no shared
-  pages; ~150 anon, ~95 libraries). The driver's main thread: ~9 of its ~11 CPU-s, ~6 of
-  them reading parts and the writer. Known limit: Ray Data no longer holds the actors back
-  by the store's size, so the parts of the blocks waiting for an earlier one (the ordered
-  output) grow on disk while one unit is slow (bounded by the run's tokens; here a few
-  units' worth).
+  12.4): -13%. Driver peak RSS 397 -> 249 MB (no shared pages; ~154 anon, ~95
+  libraries). A whole invocation at load 9-12 (wall-clock ratios meaningless there):
+  local 71.0 CPU-s, ray-1 101.0 (actor 71.3), ray-2 106.2 (actors 78.4, driver 12.2), RSS
+  249 MB, output identical; the quiet figures are the lead's to take. The driver's main
+  thread: ~9 of its ~11 CPU-s, ~6 of them reading parts and the writer. Known limit: Ray
+  Data no longer holds the actors back by the store's size, so parts of blocks waiting for
+  an earlier one (the ordered output) wait on disk while that unit is still being encoded:
+  at most the units in flight (actors x Ray Data's tasks per actor), ~1 byte of tokens per
+  byte of text here (gpt2, uint16): up to a few hundred MB per actor with 127 MB row groups.
 - Tried and dropped with the parts: 4,096-row batches (ray-2 actors 72.6 vs 64.9 CPU-s under
   load 8-10: no gain, noise of that size); one result block per 16 MiB of text (a row per
   batch: ~180 blocks instead of ~1,040) 104.4 vs 104.7 CPU-s interleaved at load ~9: no
@@ -955,8 +958,9 @@ def tokenize(
     Errors: ``ImportError`` without Ray, ``ConnectionError`` naming the address when no cluster
     answers there, ``FileNotFoundError`` for inputs missing on the driver or on any node,
     ``ValueError`` for bad text, records or arguments (file named), ``PermissionError`` for an
-    output directory the driver cannot write; in every case no manifest is written and the
-    work checkpointed so far is kept for a rerun.
+    output directory the driver cannot write, ``OSError`` naming the node for an output path
+    some node cannot reach (the actors write their part files next to the output); in every
+    case no manifest is written and the work checkpointed so far is kept for a rerun.
     """
     started = time.perf_counter()
     check_format(format)
