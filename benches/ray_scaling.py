@@ -2,7 +2,7 @@
 2 actors on the same >= 1 GB of Parquet (made from this Python's standard library sources).
 
     python benches/ray_scaling.py DIR [--gb 1.0] [--rounds 1] [--object-store-mb 150]
-                                      [--runs local,ray-1,ray-2]
+                                      [--runs local,ray-1,ray-2] [--batch-rows N]
 
 Writes ``DIR/corpus/parquet-<GB>GB/*.parquet`` once (>= ``--gb`` GB of Parquet on disk, 8 files
 or more, pyarrow's default compression, 16,384 rows a row group; reruns reuse it), then runs,
@@ -38,7 +38,8 @@ TARGETS = {"wall": 0.5, "steady": 0.8, "scaling": 1.6, "rss_mb": 500.0}
 
 _RUN = r"""
 import json, os, resource, sys, threading, time
-kind, out, inputs, actors, shard, store_mb = sys.argv[1:7]
+kind, out, inputs, actors, shard, store_mb, batch_rows = sys.argv[1:8]
+options = {"batch_rows": int(batch_rows)} if int(batch_rows) else {}
 TICK = os.sysconf("SC_CLK_TCK")
 peaks = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0, "RssShmem": 0}
 cluster: dict = {}  # (pid, start time) -> CPU seconds of a process the run started
@@ -102,7 +103,7 @@ else:
              logging_level="ERROR")
     init = time.perf_counter() - start
     stats = distributed.tokenize(inputs, out, actors=int(actors), resume=False,
-                                 shard_tokens=int(shard))
+                                 shard_tokens=int(shard), **options)
     descendants()
     extra = {"startup": init + stats.startup_seconds, "init": init,
              "actor_cpu": stats.actor_cpu_seconds}
@@ -166,10 +167,11 @@ def make_corpus(folder: Path, gb: float) -> Path:
     return parquet
 
 
-def run(kind: str, out: Path, inputs: Path, actors: int, store_mb: int) -> dict[str, Any]:
+def run(kind: str, out: Path, inputs: Path, actors: int, store_mb: int,
+        batch_rows: int = 0) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-c", _RUN, kind, str(out), str(inputs), str(actors),
-         str(SHARD_TOKENS), str(store_mb)],
+         str(SHARD_TOKENS), str(store_mb), str(batch_rows)],
         capture_output=True,
         text=True,
     )
@@ -215,6 +217,8 @@ def main() -> None:
     parser.add_argument("--gb", type=float, default=1.0, help="GB of Parquet on disk")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--object-store-mb", type=int, default=150)
+    parser.add_argument("--batch-rows", type=int, default=0,
+                        help="Parquet rows per encoded batch (0: the library's default)")
     parser.add_argument("--runs", default="local,ray-1,ray-2",
                         help="which runs (the ratios need all three; reruns reuse earlier "
                         "runs' outputs for the identity check)")
@@ -232,7 +236,8 @@ def main() -> None:
             if name not in wanted:
                 continue
             (args.dir / name).mkdir(exist_ok=True)
-            r = run(kind, args.dir / name / "tokens.bin", parquet, actors, args.object_store_mb)
+            r = run(kind, args.dir / name / "tokens.bin", parquet, actors, args.object_store_mb,
+                    args.batch_rows)
             results.setdefault(name, []).append(r)
             print(_line(name, r), flush=True)
     local = _outputs(args.dir / "local" / "tokens.bin")

@@ -135,6 +135,8 @@ def _outputs(out: Path) -> dict[str, bytes]:
     prefix = manifest.name[: -len(".manifest.json")]
     left = sorted(p.name for p in out.parent.glob(f"{prefix}*partial*"))
     assert not left, f"partial files left: {left}"
+    # The actors' part files (the scratch directory next to the output) are gone.
+    assert not (out.parent / f".{out.name}.parts").exists()
     assert len(meta["shards"]) >= 1
     return files
 
@@ -268,7 +270,7 @@ def test_inputs_a_node_cannot_read(one_node: Any, tmp_path: Path) -> None:
     missing = str(tmp_path / "only-on-the-driver.txt")
     with pytest.raises(FileNotFoundError, match=r"node \S+ cannot read .*every node of the "
                        "cluster can read") as e:
-        distributed._check_nodes(ray, [missing])
+        distributed._check_nodes(ray, [missing], tmp_path / "scratch")
     assert e.value.filename == missing
 
 
@@ -284,6 +286,18 @@ def test_an_input_only_the_driver_can_read(one_node: Any, tmp_path: Path,
         distributed.tokenize("/proc/self/cwd/only-here.txt", out)
     assert not manifest_path(out).exists()
     assert not list(tmp_path.glob("out*"))
+
+
+def test_an_output_only_the_driver_can_reach(one_node: Any, corpus: dict[str, Any],
+                                            tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # The actors write their part files next to the output: a node that cannot write there
+    # (``/proc/self/cwd`` is another directory on the nodes) stops the run before any work.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OSError, match=r"node \S+ cannot write to .*every node of the "
+                       "cluster can reach"):
+        distributed.tokenize(corpus["text"], "/proc/self/cwd/out.bin")
+    assert not list(tmp_path.iterdir())
 
 
 def test_output_directory_must_exist(one_node: Any, corpus: dict[str, Any],
@@ -411,6 +425,10 @@ def test_a_killed_driver_resumes(two_nodes: Any, corpus: dict[str, Any],
         driver.send_signal(signal.SIGKILL)
         driver.wait()
     assert not manifest_path(out).exists() and journal.exists()
+    # The killed driver's scratch directory stays until the next run, which never reuses it.
+    scratch = out.parent / ".tokens.bin.parts"
+    assert scratch.is_dir()
+    (scratch / "000000-000000.part").write_bytes(b"stale")
     state = json.loads(journal.read_text())
     assert state["files_done"] >= 40 and state["writer"]["done"], state["files_done"]
     # A copy in which a complete shard no longer matches its sha256.

@@ -6,15 +6,22 @@ files) and runs them with Ray Data (``from_items(units)`` -> ``map_batches`` on 
 actors, ``preserve_order``): each actor loads one encoding once, **reads its units itself**
 from their shared paths (no input crosses the object store) and encodes them (Parquet batches
 with :meth:`fastllm.Encoding.encode_ordinary_arrow`, zero-copy; text and JSONL files with the
-local run's own Rust code), and the results stream back **in input order** to the driver,
-which alone writes the shards and their manifest with the local run's own writer (the Rust
-:class:`fastllm.tokenfile.ShardWriter`): the same files, byte for byte, as
+local run's own Rust code), **writes each batch's tokens to a part file** in a scratch
+directory next to the output and returns only the part's metadata; the metadata streams back
+**in input order** to the driver, which alone writes the shards and their manifest with the
+local run's own writer (the Rust :class:`fastllm.tokenfile.ShardWriter`), moving the parts'
+tokens into the shards in order: the same files, byte for byte, as
 ``fastllm.tokenize_files(..., shard_tokens=...)`` writes for the same inputs, whatever the
 number of nodes, actors or units and whichever task ran where.
 
 - The inputs are found by THE walker (:mod:`fastllm._inputs`) on the driver and must lie on a
   path every node can read (a shared directory); each node checks that before the run.
-- Only the driver writes the output, so the output path needs to exist on the driver only.
+- The output must lie on a path every node can reach too: the actors write their part files
+  into ``.NAME.parts/`` next to it (each node checks it can write there, and the driver that
+  it sees what the node wrote, before the run). The driver alone writes the shards and the
+  manifest; it checks each part's size, deletes it once written into its shard, and removes
+  the scratch directory at the end of every run (and at the start: a killed driver's parts
+  are never reused; a rerun re-encodes from its checkpoint).
 - A worker killed mid-run: Ray restarts its actor and retries its units; the output is the
   same. The driver killed mid-run: rerun the same call; it goes on after the last checkpoint
   (taken at input-file boundaries: the writer's complete shards, each verified against its
@@ -61,13 +68,32 @@ Design notes (measured on the 2-core development machine, see README "Past one m
   thread's ordering and writing ~2 CPU-s per 0.76 GB, 0.55 of it
   ``ShardWriter.write_bytes``). A plain actor pool (ray actors with restarts, an ordered
   window, ``ray.wait``) would save those ~8-10 CPU-s; not tried this stop.
-- Results are ordered and written by the driver, one table per encoded batch (tokens already
-  in the output dtype, document starts, per-file counts; for text/JSONL one row per file), so
-  the driver touches each token once (``ShardWriter.write_bytes``: a range check and a
-  buffered write, from the Arrow buffer without a copy) and holds at most the blocks Ray Data
-  prefetches; blocks of at most ``_BLOCK_BYTES`` (32 MiB) keep the object-store memory the
-  driver maps while it reads results (counted in its RSS as shared memory) within the
-  store's size.
+- Tokens do not cross the object store: each actor writes a batch's document starts and
+  tokens (already in the output dtype) to a part file (temporary name, then renamed: a part
+  is whole or absent; a retried unit writes the same bytes) and returns a small table (the
+  part's path and sizes, per-file counts); the driver reads each part once (``np.fromfile``,
+  ~0.25 CPU-s per GB of tokens), checks its size, hands it to ``ShardWriter.write_bytes``
+  (a range check, the sha256 and a buffered write: ~1.8 CPU-s per GB, the local run's
+  writer's own cost) and deletes it. The last design sent the tokens (~3 GB for this
+  corpus: 1.5 G uint16) through the 150 MB store: spill/restore workers, the driver mapping
+  up to ~150 MB of store pages (its RSS), Ray Data's per-operator reservation and block-size
+  tuning. Measured under load (2 cores, load 8-10, same invocation style, ray-2 only; CPU-s
+  of every process of the run): the last design 120.6 CPU-s (actors 79.2, spill + restore
+  workers 9.2, driver 14.0), the parts 104.4 / 104.7 (actors 75.9, no spilling, driver
+  12.4): -13%. Driver peak RSS 397 -> 249 MB (no shared pages; ~154 anon, ~95
+  libraries). A whole invocation at load 9-12 (wall-clock ratios meaningless there):
+  local 71.0 CPU-s, ray-1 101.0 (actor 71.3), ray-2 106.2 (actors 78.4, driver 12.2), RSS
+  249 MB, output identical; the quiet figures are the lead's to take. The driver's main
+  thread: ~9 of its ~11 CPU-s, ~6 of them reading parts and the writer. Known limit: Ray
+  Data no longer holds the actors back by the store's size, so parts of blocks waiting for
+  an earlier one (the ordered output) wait on disk while that unit is still being encoded:
+  at most the units in flight (actors x Ray Data's tasks per actor), ~1 byte of tokens per
+  byte of text here (gpt2, uint16): up to a few hundred MB per actor with 127 MB row groups.
+- Tried and dropped with the parts: 4,096-row batches (ray-2 actors 72.6 vs 64.9 CPU-s under
+  load 8-10: no gain, noise of that size); one result block per 16 MiB of text (a row per
+  batch: ~180 blocks instead of ~1,040) 104.4 vs 104.7 CPU-s interleaved at load ~9: no
+  change, dropped. Kept: Ray Data's per-task memory polling off
+  (``memory_usage_poll_interval_s=None``: one thread per task less; too small to measure).
 """
 
 from __future__ import annotations
@@ -78,6 +104,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import time
 import warnings
@@ -127,11 +154,11 @@ class _Encoder:
     file, or a few whole text/JSONL files. The actor opens the inputs itself from their
     (shared) paths, so no input crosses the object store.
 
-    In: a one-row Arrow batch, ``unit`` (the unit as JSON). Out, one table per encoded batch
-    (a Parquet unit yields one per ``batch_rows`` rows), each row: the tokens in the output
-    dtype, little-endian (``tokens``), the documents' token starts (``starts``, ``int64``),
-    and per file, in order, ``[path, tokens, documents, text_bytes, rows, replaced]``
-    (``files``).
+    In: a one-row Arrow batch, ``unit`` (the unit as JSON). Out, one small table per encoded
+    batch (a Parquet unit yields one per ``batch_rows`` rows; a text/JSONL unit one with a row
+    per file) whose rows name the part files written (:meth:`_part`: the documents' token
+    starts, then the tokens in the output dtype, little-endian) and say per file, in order,
+    ``[path, tokens, documents, text_bytes, rows, replaced]`` (``files``).
     """
 
     def __init__(
@@ -143,6 +170,7 @@ class _Encoder:
         errors: str,
         threads: int,
         batch_rows: int,
+        scratch: str,
     ) -> None:
         import numpy as np
 
@@ -159,6 +187,7 @@ class _Encoder:
         self.errors = errors
         self.threads = threads
         self.batch_rows = batch_rows
+        self.scratch = scratch
         self.dtype = np.uint16 if self.enc.max_token_value < 1 << 16 else np.uint32
         self.itemsize = np.dtype(self.dtype).itemsize
         self.core = _corpus_encoder(self.enc)
@@ -206,10 +235,10 @@ class _Encoder:
         first, end = unit["groups"] or (0, parquet.num_row_groups)
         if first >= end:
             return
-        for batch in parquet.iter_batches(
+        for b, batch in enumerate(parquet.iter_batches(
             batch_size=self.batch_rows, row_groups=range(first, end), columns=[self.field],
             use_threads=self.threads > 1,
-        ):
+        )):
             column = batch.column(0)
             tokens, offsets, _ = self.enc.encode_ordinary_arrow(
                 column, eot=self.eot, num_threads=self.threads
@@ -217,13 +246,23 @@ class _Encoder:
             tokens = tokens.astype(self.dtype, copy=False)
             text_bytes = self._text_bytes(column)
             rows = len(column)
+            part = self._part(f"{unit['id']:06d}-{b:06d}", offsets[:-1], tokens)
             yield self._table(
-                {
-                    "tokens": [tokens.data.cast("B")],
-                    "starts": [offsets[:-1].data.cast("B")],
-                    "files": [json.dumps([[path, int(offsets[-1]), rows, text_bytes, rows, 0]])],
-                }
+                [part], [json.dumps([[path, int(offsets[-1]), rows, text_bytes, rows, 0]])]
             )
+
+    def _part(self, name: str, starts: Any, tokens: Any) -> list[Any]:
+        """Writes a batch's document starts (8-byte integers) then its tokens (output dtype)
+        to the part file ``name`` of the scratch directory (a temporary name, then renamed:
+        a part is there whole or not at all; a retried unit writes the same bytes); returns
+        ``[part path, documents, token bytes]``."""
+        path = os.path.join(self.scratch, f"{name}.part")
+        tmp = f"{path}.{self.pid}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(starts.data)
+            f.write(tokens.data)
+        os.replace(tmp, path)
+        return [path, len(starts), tokens.nbytes]
 
     def _text_bytes(self, column: Any) -> int:
         """The UTF-8 bytes of a string column's values (a null counts 0): from its offsets
@@ -248,29 +287,32 @@ class _Encoder:
         from fastllm import _fastllm
 
         np = self.np
-        columns: dict[str, list[Any]] = {"tokens": [], "starts": [], "files": []}
-        for path in unit["paths"]:
+        parts: list[list[Any]] = []
+        files: list[str] = []
+        for j, path in enumerate(unit["paths"]):
             raw = np.fromfile(path, dtype=np.uint8)
             tokens, starts, text_bytes, replaced = _fastllm.encode_file_bytes(
                 self.core, raw, path, input_format(path, self.fmt), self.field, self.eot,
                 self.errors,
             )
             del raw
-            columns["tokens"].append(tokens.data)
-            columns["starts"].append(starts.data.cast("B"))
+            parts.append(self._part(f"{unit['id']:06d}-{j:06d}", starts, tokens))
             n_tokens = len(tokens) // self.itemsize
-            columns["files"].append(json.dumps([[path, n_tokens, len(starts), text_bytes, 1,
-                                                 replaced]]))
-        return self._table(columns)
+            files.append(json.dumps([[path, n_tokens, len(starts), text_bytes, 1, replaced]]))
+        return self._table(parts, files)
 
-    def _table(self, columns: dict[str, list[Any]]) -> Any:
+    def _table(self, parts: list[list[Any]], files: list[str]) -> Any:
+        """One row per part: ``part`` (its path), ``documents``, ``token_bytes``, ``files``
+        (per input file, in order: ``[path, tokens, documents, text_bytes, rows,
+        replaced]``), the actor and its CPU seconds so far."""
         pa = self.pa
-        rows = len(columns["files"])
+        rows = len(files)
         return pa.table(
             {
-                "tokens": pa.array(columns["tokens"], type=pa.large_binary()),
-                "starts": pa.array(columns["starts"], type=pa.large_binary()),
-                "files": pa.array(columns["files"]),
+                "part": pa.array([p[0] for p in parts]),
+                "documents": pa.array([p[1] for p in parts], type=pa.int64()),
+                "token_bytes": pa.array([p[2] for p in parts], type=pa.int64()),
+                "files": pa.array(files),
                 "worker": pa.array([f"{self.node} {self.pid}"] * rows),
                 # This actor's CPU seconds so far (DistributedStats.actor_cpu_seconds).
                 "cpu": pa.array([time.process_time()] * rows),
@@ -286,8 +328,9 @@ class _Encoder:
                 yield self._files(unit)
 
 
-def _check_node_reads(files: list[str]) -> dict[str, Any]:
-    """Run on a node: which inputs it cannot stat (the first few), and its address."""
+def _check_node_reads(files: list[str], scratch: str) -> dict[str, Any]:
+    """Run on a node: which inputs it cannot stat (the first few), whether it can write a
+    probe file into the scratch directory (the error if not), and its address."""
     ray = importlib.import_module("ray")
     missing = []
     for path in files:
@@ -297,7 +340,48 @@ def _check_node_reads(files: list[str]) -> dict[str, Any]:
             missing.append(f"{path} ({e.strerror})")
             if len(missing) >= 3:
                 break
-    return {"node": ray.util.get_node_ip_address(), "missing": missing}
+    node = ray.get_runtime_context().get_node_id()
+    probe = os.path.join(scratch, f"probe-{node}")
+    unwritable: list[Any] = []
+    try:
+        with open(probe, "wb"):
+            pass
+    except OSError as e:
+        unwritable = [e.errno or errno.EIO, e.strerror or str(e)]
+    return {"node": ray.util.get_node_ip_address(), "missing": missing, "probe": probe,
+            "unwritable": unwritable}
+
+
+#: The columns of an actor's result table, as the driver reads them.
+_RESULT_COLUMNS = ("part", "documents", "token_bytes", "files", "worker", "cpu")
+
+
+def _read_part(np: Any, path: str, documents: int, token_bytes: int) -> Any:
+    """A part file an actor wrote (``uint8``: ``documents`` 8-byte starts, then
+    ``token_bytes`` of tokens), checked whole."""
+    try:
+        raw = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise OSError(
+            e.errno, f"cannot read the part file {path} an actor wrote ({e.strerror}): the "
+            "output must be on a path every node of the cluster can reach", path,
+        ) from None
+    if raw.size != documents * 8 + token_bytes:
+        raise OSError(
+            errno.EIO, f"the part file {path} has {raw.size} bytes, its actor wrote "
+            f"{documents * 8 + token_bytes}", path,
+        )
+    return raw
+
+
+def _scratch(out: Path) -> Path:
+    """The scratch directory of a run writing ``out`` (next to it: every node writes its
+    encoded batches there as part files; removed at the end of every run)."""
+    return out.with_name(f".{out.name}.parts")
+
+
+def _remove_scratch(scratch: Path) -> None:
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 # ---- the driver's side ----
@@ -580,12 +664,11 @@ class _Output:
         self._remove_old()
         self.writer = self._writer(None)
 
-    def write(self, tokens: memoryview, starts: Any) -> None:
-        """Appends ``tokens`` (output dtype, little-endian, end-of-text tokens included) and
-        the documents starting at ``starts`` (``int64`` token offsets into ``tokens``)."""
-        import numpy as np
-
-        self.writer.write_bytes(np.frombuffer(tokens, np.uint8), starts.astype(np.uint64))
+    def write(self, tokens: Any, starts: Any) -> None:
+        """Appends ``tokens`` (``uint8``: the output dtype's little-endian bytes, end-of-text
+        tokens included) and the documents starting at ``starts`` (``uint64`` token offsets
+        into ``tokens``)."""
+        self.writer.write_bytes(tokens, starts)
 
     def file_done(self, index: int, counts: list[int], replaced: int) -> None:
         self.per_file[index] = counts
@@ -673,25 +756,44 @@ def _reachable(address: str | None) -> None:
         ) from None
 
 
-def _check_nodes(ray: Any, files: list[str]) -> int:
-    """Every alive node can stat every input (else an error naming node and files); returns
-    the number of alive nodes."""
+def _check_nodes(ray: Any, files: list[str], scratch: Path) -> int:
+    """Every alive node can stat every input and write into the (new) scratch directory,
+    which the driver sees (else an error naming node and paths); returns the number of alive
+    nodes."""
     strategy = importlib.import_module("ray.util.scheduling_strategies")
+    scratch.mkdir()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     check = ray.remote(num_cpus=0)(_check_node_reads)
     refs = [
         check.options(
             scheduling_strategy=strategy.NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
-        ).remote(files)
+        ).remote(files, os.fspath(scratch))
         for n in nodes
     ]
-    for result in ray.get(refs):
+    results = ray.get(refs)
+    for result in results:
         if result["missing"]:
             raise FileNotFoundError(
                 errno.ENOENT,
                 f"node {result['node']} cannot read {', '.join(result['missing'])}: the inputs "
                 "must be on a path every node of the cluster can read (a shared directory)",
                 result["missing"][0].split(" (")[0],
+            )
+    for result in results:
+        reach = ("the output must be on a path every node of the cluster can reach (a shared "
+                 "directory): the actors write their encoded batches next to it")
+        if result["unwritable"]:
+            code, why = result["unwritable"]
+            raise OSError(
+                code, f"node {result['node']} cannot write to {scratch} ({why}): {reach}",
+                os.fspath(scratch),
+            )
+        if not os.path.exists(result["probe"]):
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"node {result['node']} wrote into {scratch} but the driver does not see it "
+                f"there: {reach}",
+                os.fspath(scratch),
             )
     return len(nodes)
 
@@ -856,8 +958,9 @@ def tokenize(
     Errors: ``ImportError`` without Ray, ``ConnectionError`` naming the address when no cluster
     answers there, ``FileNotFoundError`` for inputs missing on the driver or on any node,
     ``ValueError`` for bad text, records or arguments (file named), ``PermissionError`` for an
-    output directory the driver cannot write; in every case no manifest is written and the
-    work checkpointed so far is kept for a rerun.
+    output directory the driver cannot write, ``OSError`` naming the node for an output path
+    some node cannot reach (the actors write their part files next to the output); in every
+    case no manifest is written and the work checkpointed so far is kept for a rerun.
     """
     started = time.perf_counter()
     check_format(format)
@@ -892,19 +995,23 @@ def tokenize(
     ray = _ray()
     connected = _connect(ray, address)
     output = _Output(out_path, encoding, identity, described)
+    scratch = _scratch(out_path)
+    _remove_scratch(scratch)  # an earlier run's parts are never reused
     try:
-        nodes = _check_nodes(ray, files)
+        nodes = _check_nodes(ray, files, scratch)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         n_actors = actors or max(1, cpus // cpus_per_actor)
         output.open(resume)
         result = _run(
             ray, output, files, formats, described, encoding, format, field, eot, errors,
             n_actors, cpus_per_actor, progress, checkpoint_interval, batch_rows, started, nodes,
+            scratch,
         )
     finally:
         output.close()
         if connected:
             ray.shutdown()
+        _remove_scratch(scratch)
     return result
 
 
@@ -926,6 +1033,7 @@ def _run(
     batch_rows: int,
     started: float,
     n_nodes: int,
+    scratch: Path,
 ) -> DistributedStats:
     data = importlib.import_module("ray.data")
     with warnings.catch_warnings():  # Ray's own deprecations, not the user's business
@@ -935,6 +1043,7 @@ def _run(
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
+    ctx.memory_usage_poll_interval_s = None  # a thread per task polling its memory
     # Ray Data's per-operator reservation of the object store (half of it) held a 2-actor run to
     # ~1 actor's speed with a 150 MB store (the ordered output of one actor waits while the
     # other's unit is written): steady 41.7 -> 57.7 MB/s without it (see the design notes).
@@ -1005,7 +1114,8 @@ def _run(
         if units:
             # One block per unit: each is one actor call, in input order (preserve_order).
             ds = data.from_items(
-                [{"unit": json.dumps(u)} for u in units], override_num_blocks=len(units)
+                [{"unit": json.dumps({**u, "id": k})} for k, u in enumerate(units)],
+                override_num_blocks=len(units),
             )
             ds = ds.map_batches(
                 _Encoder,
@@ -1017,6 +1127,7 @@ def _run(
                     "errors": errors,
                     "threads": cpus_per_actor,
                     "batch_rows": batch_rows,
+                    "scratch": os.fspath(scratch),
                 },
                 batch_size=1,
                 batch_format="pyarrow",
@@ -1028,27 +1139,28 @@ def _run(
             for table in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 if startup is None:
                     startup = time.perf_counter() - started
-                for row in range(table.num_rows):
-                    worker = table.column("worker")[row].as_py()
+                for part, n_docs, n_bytes, files_json, worker, worker_cpu in zip(
+                    *(table.column(c).to_pylist() for c in _RESULT_COLUMNS)
+                ):
                     workers.add(worker)
-                    cpu[worker] = max(cpu.get(worker, 0.0), table.column("cpu")[row].as_py())
+                    cpu[worker] = max(cpu.get(worker, 0.0), worker_cpu)
                     nodes.add(worker.split(" ")[0])
-                    tokens_buffer = memoryview(table.column("tokens")[row].as_buffer())
-                    starts = np.frombuffer(table.column("starts")[row].as_buffer(), np.int64)
+                    raw = _read_part(np, part, n_docs, n_bytes)
+                    starts = raw[: n_docs * 8].view(np.uint64)
+                    tokens_bytes = raw[n_docs * 8 :]
                     first_token = first_doc = 0
-                    for path, tokens, documents, nbytes, rows, replaced in json.loads(
-                        table.column("files")[row].as_py()
-                    ):
+                    for path, tokens, documents, nbytes, rows, replaced in json.loads(files_json):
                         i = index[path]
                         if current is None or current[0] != i:
                             complete_until(i)  # checkpoints fall on file boundaries
                             current = [i, 0, 0, 0, 0, 0]
                         # This file's part of the batch.
+                        doc_starts = starts[first_doc : first_doc + documents]
                         writer.write(
-                            tokens_buffer[
+                            tokens_bytes[
                                 first_token * itemsize : (first_token + tokens) * itemsize
                             ],
-                            starts[first_doc : first_doc + documents] - first_token,
+                            doc_starts - np.uint64(first_token) if first_token else doc_starts,
                         )
                         first_token += tokens
                         first_doc += documents
@@ -1057,6 +1169,8 @@ def _run(
                         current[3] += nbytes
                         current[4] += rows
                         current[5] += replaced
+                    del raw
+                    os.unlink(part)
                     report()
         complete_until(len(files))
     except KeyboardInterrupt:
