@@ -48,15 +48,16 @@
 //!   7% of fresh ints made in order, and one int repeated only 27% faster (its table entry is
 //!   hot too): the ints' cache misses are not where the time goes.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray};
-use pyo3::exceptions::PyOverflowError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyList};
+use pyo3::types::{PyBytes, PyInt, PyList, PyString};
 
+use crate::flat;
 use crate::vocab::Rank;
 
 /// The most ids any cache holds.
@@ -346,4 +347,242 @@ fn array_tokens(tokens: &Bound<'_, PyAny>) -> Option<Vec<Rank>> {
     }
     from_dtypes!(u32, i64, i32, u64, u16, i16, u8, i8);
     None
+}
+
+/// Characters of a long non-ASCII `str` converted to UTF-8 at a time (see [`for_each_str_part`]);
+/// changed only by the tests (`_fastllm._set_str_chunk_chars`).
+static STR_CHUNK_CHARS: AtomicUsize = AtomicUsize::new(1 << 20);
+
+/// Sets the characters converted at a time for a long `str` (at least 2) and returns the previous
+/// value: a test hook, so that short test texts are cut in many places.
+#[pyfunction]
+#[pyo3(name = "_set_str_chunk_chars")]
+pub(super) fn set_str_chunk_chars(chars: usize) -> usize {
+    STR_CHUNK_CHARS.swap(chars.max(2), Ordering::Relaxed)
+}
+
+/// Calls `f` on the UTF-8 of `text`, in order, whole or in parts that together are `text`.
+///
+/// A short or ASCII `str` is one part: its UTF-8 (an ASCII `str`'s own characters, no copy).
+/// A long non-ASCII one, when `cuttable` (the encoding's pieces survive safe cuts, see
+/// `crate::pretok::cut`), is read a chunk of characters at a time (`PyUnicode_Substring`, then
+/// its UTF-8 as a `bytes`, both freed after), and each chunk is handed over up to its last safe
+/// cut in its second half (a chunk without one is read again twice as long; the last is handed
+/// over whole). So the parts encode to the tokens of the whole, and the UTF-8 of the whole `str`
+/// is never held: `PyUnicode_AsUTF8AndSize` would build it and cache it on the `str` for the
+/// `str`'s lifetime (20 MB of text: 20 MB more at the peak, and after). See `encoding.rs`'s notes.
+pub(super) fn for_each_str_part(
+    text: &Bound<'_, PyString>,
+    cuttable: bool,
+    mut f: impl FnMut(&str) -> PyResult<()>,
+) -> PyResult<()> {
+    let py = text.py();
+    let chunk = STR_CHUNK_CHARS.load(Ordering::Relaxed).max(2);
+    // SAFETY: `text` is a live str and the GIL is held.
+    let len = unsafe { ffi::PyUnicode_GetLength(text.as_ptr()) };
+    let len = usize::try_from(len).map_err(|_| PyErr::fetch(py))?;
+    if !cuttable
+        || len <= 2 * chunk
+        || text
+            .call_method0(pyo3::intern!(py, "isascii"))?
+            .is_truthy()?
+    {
+        return f(text.to_str()?);
+    }
+    let (mut start, mut want) = (0usize, chunk);
+    while start < len {
+        let end = start.saturating_add(want).min(len);
+        let part = utf8_of(text, start, end)?;
+        let bytes = part.as_bytes();
+        // SAFETY: `PyUnicode_AsUTF8String` (strict: a lone surrogate raises
+        // `UnicodeEncodeError`) returns valid UTF-8.
+        let chars = unsafe { std::str::from_utf8_unchecked(bytes) };
+        if end == len {
+            return f(chars);
+        }
+        let Some(cut) = crate::pretok::cut::last_safe_cut(bytes, bytes.len() / 2) else {
+            want = want.saturating_mul(2);
+            continue;
+        };
+        // A safe cut is before an ASCII byte (`\n`-cut: after the newline; word cut: the space),
+        // always a character boundary.
+        let head = chars
+            .get(..cut)
+            .ok_or_else(|| PyOverflowError::new_err("internal error: a cut inside a character"))?;
+        f(head)?;
+        // Characters are the bytes that do not continue a UTF-8 sequence.
+        start += head.bytes().filter(|&b| (b as i8) >= -0x40).count();
+        want = chunk;
+    }
+    Ok(())
+}
+
+/// The UTF-8 of characters `start..end` of `text`, as a new `bytes` (nothing cached on `text`).
+fn utf8_of<'py>(
+    text: &Bound<'py, PyString>,
+    start: usize,
+    end: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let py = text.py();
+    let (start, end) = (
+        ffi::Py_ssize_t::try_from(start)?,
+        ffi::Py_ssize_t::try_from(end)?,
+    );
+    // SAFETY: the GIL is held, `text` is a live str and `0 <= start <= end <= len(text)`;
+    // PyUnicode_Substring returns a new reference, or NULL with an exception set.
+    let sub = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_Substring(text.as_ptr(), start, end))
+    }?;
+    // SAFETY: `sub` is a live str; PyUnicode_AsUTF8String returns a new reference to a bytes, or
+    // NULL with an exception set (UnicodeEncodeError for a lone surrogate).
+    let bytes =
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_AsUTF8String(sub.as_ptr())) }?;
+    // SAFETY: PyUnicode_AsUTF8String returns a bytes.
+    Ok(unsafe { bytes.cast_into_unchecked() })
+}
+
+/// Texts of at most this many characters in all are read whole before they are encoded.
+const STREAM_MIN_CHARS: usize = 256 << 10;
+/// The reader wakes waiting encoder threads after this many characters (and at the end).
+const STREAM_NOTIFY_CHARS: usize = 32 << 10;
+
+/// The documents of a list of `str` while they are being read: document `i`'s UTF-8 is there once
+/// the reader (the thread holding the GIL) has converted it; encoder threads wait for it.
+struct Streamed<'a> {
+    /// Each document's length in characters: the size the encoder plans blocks with (its UTF-8
+    /// is not known before it is read; exact for ASCII, a third to a half of it for non-Latin
+    /// text, which only shifts block boundaries).
+    chars: Vec<usize>,
+    slots: Vec<OnceLock<&'a str>>,
+    /// Set when reading failed: waiting threads stop with an error (the caller raises the
+    /// Python error instead).
+    failed: AtomicBool,
+    lock: Mutex<()>,
+    ready: Condvar,
+}
+
+impl Streamed<'_> {
+    fn wake(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ready.notify_all();
+    }
+}
+
+impl flat::Docs for Streamed<'_> {
+    fn count(&self) -> usize {
+        self.slots.len()
+    }
+    fn byte_len(&self, i: usize) -> usize {
+        self.chars.get(i).copied().unwrap_or(0)
+    }
+    fn text(&self, i: usize) -> crate::error::Result<&str> {
+        let slot = self
+            .slots
+            .get(i)
+            .ok_or_else(|| crate::error::Error::InvalidArgument(format!("no document {i}")))?;
+        if let Some(text) = slot.get() {
+            return Ok(text);
+        }
+        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(text) = slot.get() {
+                return Ok(text);
+            }
+            if self.failed.load(Ordering::Acquire) {
+                return Err(crate::error::Error::InvalidArgument(
+                    "reading the texts failed".into(),
+                ));
+            }
+            guard = self
+                .ready
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// Runs `run` (an encoder of documents, no Python) on the texts of `list`, a list of `str`,
+/// while they are read: `run` starts on a thread of its own at once, and this thread (holding
+/// the GIL) converts the texts to UTF-8 in order, which the encoder threads wait for, then
+/// releases the GIL until `run` is done. Reading a list of non-Latin text (CPython builds each
+/// `str`'s UTF-8) was serial before the parallel part: 5-7 ms per 2 MB. Small lists, and one
+/// thread, read everything first. Threads are scoped to the call (fork safety, as
+/// `crate::parallel`).
+pub(super) fn with_streamed_strs<R: Send>(
+    list: &Bound<'_, PyList>,
+    threads: usize,
+    run: impl Fn(&dyn flat::Docs) -> crate::error::Result<R> + Sync,
+) -> PyResult<R> {
+    let py = list.py();
+    // Owned references: another Python thread may change the list while the GIL is released.
+    let mut items: Vec<Bound<'_, PyString>> = Vec::with_capacity(list.len());
+    let mut chars = Vec::with_capacity(list.len());
+    for item in list.iter() {
+        let text = item.cast_into::<PyString>().map_err(|e| {
+            PyTypeError::new_err(format!(
+                "texts must be str, got {}",
+                e.into_inner()
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        // SAFETY: `text` is a live str and the GIL is held.
+        let n = unsafe { ffi::PyUnicode_GetLength(text.as_ptr()) };
+        chars.push(usize::try_from(n).map_err(|_| PyErr::fetch(py))?);
+        items.push(text);
+    }
+    let streamed = Streamed {
+        chars,
+        slots: (0..items.len()).map(|_| OnceLock::new()).collect(),
+        failed: AtomicBool::new(false),
+        lock: Mutex::new(()),
+        ready: Condvar::new(),
+    };
+    let total: usize = streamed.chars.iter().sum();
+    let read = |from: usize| -> PyResult<()> {
+        let mut since = 0usize;
+        for (i, text) in items.iter().enumerate().skip(from) {
+            match text.to_str() {
+                Ok(utf8) => {
+                    let _ = streamed.slots.get(i).map(|slot| slot.set(utf8));
+                }
+                Err(e) => {
+                    streamed.failed.store(true, Ordering::Release);
+                    streamed.wake();
+                    return Err(e);
+                }
+            }
+            since += streamed.chars.get(i).copied().unwrap_or(0);
+            if since >= STREAM_NOTIFY_CHARS {
+                since = 0;
+                streamed.wake();
+            }
+        }
+        streamed.wake();
+        Ok(())
+    };
+    let effective = crate::parallel::effective_threads(threads, usize::MAX);
+    if effective <= 1 || total <= STREAM_MIN_CHARS {
+        read(0)?;
+        return Ok(py.detach(|| run(&streamed))?);
+    }
+    std::thread::scope(|scope| {
+        let encoder = std::thread::Builder::new().spawn_scoped(scope, || run(&streamed));
+        let read_result = read(0);
+        let Ok(encoder) = encoder else {
+            // No thread to start (a process or memory limit): read first, then encode here.
+            read_result?;
+            return Ok(py.detach(|| run(&streamed))?);
+        };
+        let encoded = py.detach(|| encoder.join());
+        read_result?;
+        match encoded {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "internal error: the encoder thread panicked",
+            )),
+        }
+    })
 }
