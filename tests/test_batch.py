@@ -107,12 +107,12 @@ def test_batch_read_while_encoding_errors():
     late = len(docs) - 3
     # A lone surrogate late in the list: reading stops, the threads waiting for it stop, and the
     # wrapper encodes the fixed texts (as tiktoken does).
-    with_surrogate = docs[:late] + ["x\ud800y"] + docs[late:]
+    with_surrogate = [*docs[:late], "x\ud800y", *docs[late:]]
     tokens, offsets = enc.encode_ordinary_batch_to_numpy(with_surrogate, num_threads=2)
     assert (tokens.tolist(), offsets.tolist()) == _flat(ref.encode_ordinary_batch(with_surrogate))
     with pytest.raises(TypeError, match="texts must be str, got int"):
         enc.encode_ordinary_batch_to_numpy([*docs, 5], num_threads=2)  # type: ignore[list-item]
-    special = docs[:late] + ["a <|endoftext|>"] + docs[late:]
+    special = [*docs[:late], "a <|endoftext|>", *docs[late:]]
     with pytest.raises(ValueError, match="disallowed special token"):
         enc.encode_batch_to_numpy(special, num_threads=2)
     # and the encoding still works

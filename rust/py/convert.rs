@@ -47,6 +47,34 @@
 //!   errors. Not tried: prefetching the int objects. The same ids as cached ints decode within
 //!   7% of fresh ints made in order, and one int repeated only 27% faster (its table entry is
 //!   hot too): the ints' cache misses are not where the time goes.
+//! - **Reading a long `str` (issue 15, str room).** `PyUnicode_AsUTF8AndSize` (pyo3's
+//!   `PyBackedStr`) builds the UTF-8 of a non-ASCII `str` and caches it on the `str` for its
+//!   lifetime: `encode_to_numpy` of 20 MB peaked at tokens + the whole text (cl100k "unicode"
+//!   38.1 MB against a 37.1 MB budget). [`for_each_str_part`] reads a `str` past 2 Mi characters
+//!   a chunk (1 Mi characters) at a time through `PyUnicode_Substring` + `PyUnicode_AsUTF8String`
+//!   (freed after) and hands it over up to its last safe cut (`crate::pretok::cut`, the corpus'
+//!   and training's rule; one owner), so the parts encode to the tokens of the whole (tests cut
+//!   every few characters against tiktoken). ASCII `str`s (`str.isascii`, O(1)) are read whole:
+//!   their characters are their UTF-8, no copy. Measured (`benches/bench_memory.py`, 20 MB, load
+//!   6-9): extra MB over the baseline / budget, "unicode" text: gpt2 35.2/55.6, p50k 23.5/42.5,
+//!   cl100k 18.7/37.1 (was 38.1), o200k 19.0/37.4; every "ascii" cell the same as its "unicode"
+//!   one. Cost: CPU time of `encode_to_numpy` on 6 M characters of mostly-ASCII text with some
+//!   non-ASCII (cl100k, A/B in one process, fresh `str` each round, load 9-11): 1.07x the
+//!   whole-text read with 1 Mi-character chunks, 1.10x with 256 Ki (the substring copy and a
+//!   second UTF-8 scan); 1.03x for 3 M characters of non-Latin text (o200k). Texts of at most
+//!   2 Mi characters (every cold-benchmark call) are read whole as before. Left: pure CJK text
+//!   has no safe cut (the rule reads ASCII context only), so it is read in doubling chunks and
+//!   ends whole (no saving, but nothing cached on the `str`); a cut rule for a `\n` between
+//!   non-ASCII non-space characters would cover it.
+//! - **Reading a batch while encoding it (issue 15).** `encode_batch_to_numpy` of a `list`
+//!   ([`with_streamed_strs`], past 256 Ki characters and more than one thread): the encoder
+//!   (`flat::encode_flat`) starts on its own thread at once, planning blocks by characters; this
+//!   thread converts the `str`s to UTF-8 in order under the GIL and its workers wait (condvar)
+//!   for a document not read yet, then the GIL is released until the encoder is done. Before,
+//!   the whole list was read first (5-7 ms per 2 MB of non-Latin text, serial). CPU time is
+//!   unchanged (cl100k non-Latin 2 MB in 1-10 KB documents, 2 threads, interleaved list vs tuple
+//!   (read first), load 9: 85.7 vs 85.8 ms); the wall-clock gain could not be measured on the
+//!   loaded machine (2 cores at load 9: 2 threads ran no faster than one).
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
