@@ -133,7 +133,9 @@ def test_long_str_in_parts_with_special_tokens_and_surrogates():
     with _chunk_chars(5):
         got = enc.encode_to_numpy(text, allowed_special="all").tolist()
         assert got == ref.encode(text, allowed_special="all")
-        with pytest.raises(ValueError, match=re.escape("disallowed special token '<|endoftext|>'")):
+        with pytest.raises(ValueError) as expected:
+            ref.encode(text)
+        with pytest.raises(ValueError, match=re.escape(str(expected.value))):
             enc.encode_to_numpy(text)
         lone = _mixed(3, 200) + "\ud800" + _mixed(4, 200)
         assert enc.encode_to_numpy(lone).tolist() == ref.encode(lone)
