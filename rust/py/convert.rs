@@ -66,26 +66,28 @@
 //!   has no safe cut (the rule reads ASCII context only), so it is read in doubling chunks and
 //!   ends whole (no saving, but nothing cached on the `str`); a cut rule for a `\n` between
 //!   non-ASCII non-space characters would cover it.
-//! - **Reading a batch while encoding it (issue 15).** `encode_batch_to_numpy` of a `list`
-//!   ([`with_streamed_strs`], past 256 Ki characters and more than one thread): the encoder
-//!   (`flat::encode_flat`) starts on its own thread at once, planning blocks by characters; this
-//!   thread converts the `str`s to UTF-8 in order under the GIL and its workers wait (condvar)
-//!   for a document not read yet, then the GIL is released until the encoder is done. Before,
-//!   the whole list was read first (5-7 ms per 2 MB of non-Latin text, serial). CPU time is
-//!   unchanged (cl100k non-Latin 2 MB in 1-10 KB documents, 2 threads, interleaved list vs tuple
-//!   (read first), load 9: 85.7 vs 85.8 ms); the wall-clock gain could not be measured on the
-//!   loaded machine (2 cores at load 9: 2 threads ran no faster than one).
+//! - **Tried and dropped: reading a batch while encoding it (issue 15).** For a `list` of `str`
+//!   past 256 Ki characters, `encode_batch_to_numpy` started the flat encoder on a thread of its
+//!   own at once (blocks planned by characters) while the GIL-holding thread converted the
+//!   `str`s to UTF-8 in order (workers waited on a condvar for a document not read yet; woken
+//!   every 32 Ki characters), then released the GIL and joined. Exact (tests), CPU time
+//!   unchanged (cl100k non-Latin, 2 MB in 1-10 KB documents, 2 threads: 85.7 vs 85.8 ms), but the
+//!   wall time was worse than reading the list first, in every interleaved A/B (list streamed vs
+//!   a tuple of the same fresh `str`s, 7-11 rounds, medians, load 6-8 on 2 cores): 79.0 vs 66.5,
+//!   64.7 vs 60.2, 98.6 vs 83.6 ms (o200k English 1.38x vs 1.88x one thread). Not understood in
+//!   the time left (a third runnable thread on 2 busy cores, the coarse wake-ups, blocks planned
+//!   by characters being a third of their bytes for non-Latin text are candidates); to be
+//!   measured on a quiet machine before trying again.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray};
-use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::exceptions::PyOverflowError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyList, PyString};
 
-use crate::flat;
 use crate::vocab::Rank;
 
 /// The most ids any cache holds.
@@ -467,150 +469,4 @@ fn utf8_of<'py>(
         unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_AsUTF8String(sub.as_ptr())) }?;
     // SAFETY: PyUnicode_AsUTF8String returns a bytes.
     Ok(unsafe { bytes.cast_into_unchecked() })
-}
-
-/// Texts of at most this many characters in all are read whole before they are encoded.
-const STREAM_MIN_CHARS: usize = 256 << 10;
-/// The reader wakes waiting encoder threads after this many characters (and at the end).
-const STREAM_NOTIFY_CHARS: usize = 32 << 10;
-
-/// The documents of a list of `str` while they are being read: document `i`'s UTF-8 is there once
-/// the reader (the thread holding the GIL) has converted it; encoder threads wait for it.
-struct Streamed<'a> {
-    /// Each document's length in characters: the size the encoder plans blocks with (its UTF-8
-    /// is not known before it is read; exact for ASCII, a third to a half of it for non-Latin
-    /// text, which only shifts block boundaries).
-    chars: Vec<usize>,
-    slots: Vec<OnceLock<&'a str>>,
-    /// Set when reading failed: waiting threads stop with an error (the caller raises the
-    /// Python error instead).
-    failed: AtomicBool,
-    lock: Mutex<()>,
-    ready: Condvar,
-}
-
-impl Streamed<'_> {
-    fn wake(&self) {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        self.ready.notify_all();
-    }
-}
-
-impl flat::Docs for Streamed<'_> {
-    fn count(&self) -> usize {
-        self.slots.len()
-    }
-    fn byte_len(&self, i: usize) -> usize {
-        self.chars.get(i).copied().unwrap_or(0)
-    }
-    fn text(&self, i: usize) -> crate::error::Result<&str> {
-        let slot = self
-            .slots
-            .get(i)
-            .ok_or_else(|| crate::error::Error::InvalidArgument(format!("no document {i}")))?;
-        if let Some(text) = slot.get() {
-            return Ok(text);
-        }
-        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if let Some(text) = slot.get() {
-                return Ok(text);
-            }
-            if self.failed.load(Ordering::Acquire) {
-                return Err(crate::error::Error::InvalidArgument(
-                    "reading the texts failed".into(),
-                ));
-            }
-            guard = self
-                .ready
-                .wait(guard)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-}
-
-/// Runs `run` (an encoder of documents, no Python) on the texts of `list`, a list of `str`,
-/// while they are read: `run` starts on a thread of its own at once, and this thread (holding
-/// the GIL) converts the texts to UTF-8 in order, which the encoder threads wait for, then
-/// releases the GIL until `run` is done. Reading a list of non-Latin text (CPython builds each
-/// `str`'s UTF-8) was serial before the parallel part: 5-7 ms per 2 MB. Small lists, and one
-/// thread, read everything first. Threads are scoped to the call (fork safety, as
-/// `crate::parallel`).
-pub(super) fn with_streamed_strs<R: Send>(
-    list: &Bound<'_, PyList>,
-    threads: usize,
-    run: impl Fn(&dyn flat::Docs) -> crate::error::Result<R> + Sync,
-) -> PyResult<R> {
-    let py = list.py();
-    // Owned references: another Python thread may change the list while the GIL is released.
-    let mut items: Vec<Bound<'_, PyString>> = Vec::with_capacity(list.len());
-    let mut chars = Vec::with_capacity(list.len());
-    for item in list.iter() {
-        let text = item.cast_into::<PyString>().map_err(|e| {
-            PyTypeError::new_err(format!(
-                "texts must be str, got {}",
-                e.into_inner()
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        // SAFETY: `text` is a live str and the GIL is held.
-        let n = unsafe { ffi::PyUnicode_GetLength(text.as_ptr()) };
-        chars.push(usize::try_from(n).map_err(|_| PyErr::fetch(py))?);
-        items.push(text);
-    }
-    let streamed = Streamed {
-        chars,
-        slots: (0..items.len()).map(|_| OnceLock::new()).collect(),
-        failed: AtomicBool::new(false),
-        lock: Mutex::new(()),
-        ready: Condvar::new(),
-    };
-    let total: usize = streamed.chars.iter().sum();
-    let read = |from: usize| -> PyResult<()> {
-        let mut since = 0usize;
-        for (i, text) in items.iter().enumerate().skip(from) {
-            match text.to_str() {
-                Ok(utf8) => {
-                    let _ = streamed.slots.get(i).map(|slot| slot.set(utf8));
-                }
-                Err(e) => {
-                    streamed.failed.store(true, Ordering::Release);
-                    streamed.wake();
-                    return Err(e);
-                }
-            }
-            since += streamed.chars.get(i).copied().unwrap_or(0);
-            if since >= STREAM_NOTIFY_CHARS {
-                since = 0;
-                streamed.wake();
-            }
-        }
-        streamed.wake();
-        Ok(())
-    };
-    let effective = crate::parallel::effective_threads(threads, usize::MAX);
-    if effective <= 1 || total <= STREAM_MIN_CHARS {
-        read(0)?;
-        return Ok(py.detach(|| run(&streamed))?);
-    }
-    std::thread::scope(|scope| {
-        let encoder = std::thread::Builder::new().spawn_scoped(scope, || run(&streamed));
-        let read_result = read(0);
-        let Ok(encoder) = encoder else {
-            // No thread to start (a process or memory limit): read first, then encode here.
-            read_result?;
-            return Ok(py.detach(|| run(&streamed))?);
-        };
-        let encoded = py.detach(|| encoder.join());
-        read_result?;
-        match encoded {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(pyo3::exceptions::PyRuntimeError::new_err(
-                "internal error: the encoder thread panicked",
-            )),
-        }
-    })
 }

@@ -12,9 +12,7 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 
-use super::convert::{
-    extract_tokens, for_each_str_part, set_str_chunk_chars, with_streamed_strs, IntCache,
-};
+use super::convert::{extract_tokens, for_each_str_part, set_str_chunk_chars, IntCache};
 use crate::bpe::PieceMemo;
 use crate::encoding::{CoreBpe, SpecialSet, Text};
 use crate::flat;
@@ -320,39 +318,28 @@ impl PyCoreBpe {
         self.to_lists(py, &batch)
     }
 
-    /// A list of `str` is read while the first documents are encoded
-    /// (`convert::with_streamed_strs`); another sequence is read first.
     #[pyo3(signature = (texts, allowed_special, disallowed_special, num_threads=0))]
     #[allow(clippy::type_complexity)]
     fn encode_batch_to_numpy<'py>(
         &self,
         py: Python<'py>,
-        texts: &Bound<'py, PyAny>,
+        texts: Vec<PyBackedStr>,
         allowed_special: &Bound<'py, PyAny>,
         disallowed_special: &Bound<'py, PyAny>,
         num_threads: i64,
     ) -> PyResult<(Bound<'py, PyArray1<Rank>>, Bound<'py, PyArray1<i64>>)> {
         let threads = crate::parallel::checked_threads("num_threads", num_threads)?;
         let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
-        // The flat encoder writes every document's tokens in order into one buffer (no
-        // per-document Vecs, which peaked at twice the tokens) and balances by bytes.
-        let run = |docs: &dyn flat::Docs| {
-            flat::encode_flat(&[docs], None, threads, |text, memo, out| {
+        let out = py.detach(|| {
+            let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
+            let docs: &[&str] = &refs;
+            // The flat encoder writes every document's tokens in order into one buffer (no
+            // per-document Vecs, which peaked at twice the tokens) and balances by bytes.
+            flat::encode_flat(&[&docs], None, threads, |text, memo, out| {
                 self.inner
                     .encode_with(text, &allowed, &disallowed, memo, out)
             })
-        };
-        let out = match texts.cast::<PyList>() {
-            Ok(list) => with_streamed_strs(list, threads, run)?,
-            Err(_) => {
-                let texts: Vec<PyBackedStr> = texts.extract()?;
-                py.detach(|| {
-                    let refs: Vec<&str> = texts.iter().map(|t| &**t).collect();
-                    let docs: &[&str] = &refs;
-                    run(&docs)
-                })?
-            }
-        };
+        })?;
         Ok((out.tokens.into_pyarray(py), out.offsets.into_pyarray(py)))
     }
 
