@@ -74,7 +74,8 @@
 //!   unchanged (cl100k non-Latin, 2 MB in 1-10 KB documents, 2 threads: 85.7 vs 85.8 ms), but the
 //!   wall time was worse than reading the list first, in every interleaved A/B (list streamed vs
 //!   a tuple of the same fresh `str`s, 7-11 rounds, medians, load 6-8 on 2 cores): 79.0 vs 66.5,
-//!   64.7 vs 60.2, 98.6 vs 83.6 ms (o200k English 1.38x vs 1.88x one thread). Not understood in
+//!   64.7 vs 60.2, 98.6 vs 83.6 ms (o200k English 1.38x vs 1.88x one thread); again at load 2.5:
+//!   49.3 vs 48.5, 52.8 vs 47.5, 48.9 vs 45.1 ms (o200k non-Latin 79.6 vs 78.8). Not understood in
 //!   the time left (a third runnable thread on 2 busy cores, the coarse wake-ups, blocks planned
 //!   by characters being a third of their bytes for non-Latin text are candidates); to be
 //!   measured on a quiet machine before trying again.
