@@ -39,7 +39,9 @@
 //!   CPU than one (two memos warm up, each on half the text).
 //! - Extracting the list of `str` (UTF-8 of each, borrowed; CPython builds and caches it for a
 //!   non-ASCII str) runs with the GIL before the parallel part: 5-7 ms of CPU per 2 MB of
-//!   non-Latin text (0.6 ms English), serial. Not overlapped yet (see the report).
+//!   non-Latin text (0.6 ms English), serial. Overlapping it (a [`Docs`] whose `text` waits for
+//!   the reader, encoder started first) was tried and dropped: slower in wall time, see
+//!   `py/convert.rs`'s notes.
 
 use std::collections::BTreeMap;
 use std::ops::Range;

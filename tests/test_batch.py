@@ -82,3 +82,37 @@ def test_batch_to_numpy_special_tokens_between_documents():
         assert (tokens.tolist(), offsets.tolist()) == expected
     with pytest.raises(ValueError, match="disallowed special token"):
         enc.encode_batch_to_numpy(docs, num_threads=2)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base", "o200k_base"])
+def test_batch_of_mixed_text_matches_tiktoken(name):
+    """Half a MB of non-Latin and English documents, a str repeated, a list and a tuple."""
+    enc, ref = fastllm.get_encoding(name), reference_encoding(name)
+    text = corpus.non_latin_text(300_000) + corpus.english_prose(200_000)
+    docs = _docs(text, seed=11)
+    docs[5] = docs[7]  # the same str twice
+    assert sum(map(len, docs)) > 256 << 10
+    expected = _flat(ref.encode_ordinary_batch(docs))
+    for threads in [1, 2, 3, 8]:
+        tokens, offsets = enc.encode_ordinary_batch_to_numpy(docs, num_threads=threads)
+        assert (tokens.tolist(), offsets.tolist()) == expected
+    tokens, offsets = enc.encode_ordinary_batch_to_numpy(tuple(docs), num_threads=2)  # type: ignore[arg-type]
+    assert (tokens.tolist(), offsets.tolist()) == expected
+
+
+def test_batch_errors_late_in_the_list():
+    enc, ref = fastllm.get_encoding("cl100k_base"), reference_encoding("cl100k_base")
+    docs = _docs(corpus.non_latin_text(400_000), seed=3)
+    late = len(docs) - 3
+    # A lone surrogate late in the list: the wrapper encodes the fixed texts (as tiktoken does).
+    with_surrogate = [*docs[:late], "x\ud800y", *docs[late:]]
+    tokens, offsets = enc.encode_ordinary_batch_to_numpy(with_surrogate, num_threads=2)
+    assert (tokens.tolist(), offsets.tolist()) == _flat(ref.encode_ordinary_batch(with_surrogate))
+    with pytest.raises(TypeError):
+        enc.encode_ordinary_batch_to_numpy([*docs, 5], num_threads=2)  # type: ignore[list-item]
+    special = [*docs[:late], "a <|endoftext|>", *docs[late:]]
+    with pytest.raises(ValueError, match="disallowed special token"):
+        enc.encode_batch_to_numpy(special, num_threads=2)
+    # and the encoding still works
+    tokens, _ = enc.encode_ordinary_batch_to_numpy(docs, num_threads=2)
+    assert tokens.tolist() == _flat(ref.encode_ordinary_batch(docs))[0]

@@ -4,13 +4,20 @@ first time a list needs it; ids past the cache made on demand; failed allocation
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import random
+import re
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
 
 import fastllm
-from fastllm import Encoding
+from fastllm import Encoding, _fastllm
 from reference import reference_encoding
 
 
@@ -75,3 +82,73 @@ def test_list_under_a_memory_cap_gives_memory_error_then_works():
     assert "MemoryError" in lines[0], proc.stdout
     assert "False" not in lines[0], proc.stdout
     assert lines[1] == "True True", proc.stdout
+
+
+# ---- a long non-ASCII str read in parts (``for_each_str_part``) ----
+
+_PIECES = [
+    "hello", " world", "\n", "\n\n", "  ", "   \n", "\r\n", "\t", " ", "it's", " we'll", "DON'T",
+    "'s", "123", " 4567", "3.14", "\u4e2d\u6587\u5b57", "\u3002", "\U0001f389", "\U0001f600\u200d",
+    "caf\u00e9", " na\u00efve", "\u00a0", "\u3000", "(x)", "a.b", "/path", "x\n/y", "def f():",
+    "\n    return", " \u0645\u0631\u062d\u0628\u0627", "\u0928\u092e\u0938\u094d\u0924\u0947",
+]
+
+
+def _mixed(seed: int, n: int) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(_PIECES) for _ in range(n))
+
+
+@contextlib.contextmanager
+def _chunk_chars(chars: int) -> Iterator[None]:
+    previous = _fastllm._set_str_chunk_chars(chars)
+    try:
+        yield
+    finally:
+        _fastllm._set_str_chunk_chars(previous)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "p50k_base", "cl100k_base", "o200k_base"])
+def test_long_str_in_parts_equals_tiktoken(name):
+    enc, ref = fastllm.get_encoding(name), reference_encoding(name)
+    texts = [_mixed(seed, 400) for seed in range(12)]
+    texts.append("\u4e2d\u6587" * 300 + " a b\nc d " + "\U0001f389" * 200)  # few cuts
+    texts.append("\u4e2d" * 500)  # no cut at all: read whole, twice as long each time
+    texts.append("x y" + "\u00e9" * 300 + "\n\n\n" + "a b" * 50)
+    for chunk in (2, 3, 7, 16, 61, 400, 1 << 20):
+        with _chunk_chars(chunk):
+            for text in texts:
+                expected = ref.encode_ordinary(text)
+                got = enc.encode_to_numpy(text, disallowed_special=())
+                assert got.dtype == np.uint32
+                assert got.tolist() == expected, (name, chunk, text[:80])
+
+
+def test_long_str_in_parts_with_special_tokens_and_surrogates():
+    enc, ref = fastllm.get_encoding("cl100k_base"), reference_encoding("cl100k_base")
+    text = "".join(
+        _mixed(seed, 40) + ("<|endoftext|>" if seed % 2 else " <|fim_prefix|>\n")
+        for seed in range(30)
+    )
+    with _chunk_chars(5):
+        got = enc.encode_to_numpy(text, allowed_special="all").tolist()
+        assert got == ref.encode(text, allowed_special="all")
+        with pytest.raises(ValueError) as expected:
+            ref.encode(text)
+        with pytest.raises(ValueError, match=re.escape(str(expected.value))):
+            enc.encode_to_numpy(text)
+        lone = _mixed(3, 200) + "\ud800" + _mixed(4, 200)
+        assert enc.encode_to_numpy(lone).tolist() == ref.encode(lone)
+
+
+def test_long_str_in_parts_leaves_no_utf8_copy_on_the_str():
+    enc = fastllm.get_encoding("o200k_base")
+    text = _mixed(7, 3000)
+    # A fresh non-ASCII str: CPython counts a cached UTF-8 copy in its size.
+    text = "".join([text[:10], text[10:]])
+    size = sys.getsizeof(text)
+    with _chunk_chars(1000):
+        enc.encode_to_numpy(text)
+    assert sys.getsizeof(text) == size
+    enc.encode_to_numpy(text)  # short enough to be read whole: CPython caches its UTF-8
+    assert sys.getsizeof(text) > size

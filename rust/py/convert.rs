@@ -47,15 +47,47 @@
 //!   errors. Not tried: prefetching the int objects. The same ids as cached ints decode within
 //!   7% of fresh ints made in order, and one int repeated only 27% faster (its table entry is
 //!   hot too): the ints' cache misses are not where the time goes.
+//! - **Reading a long `str` (issue 15, str room).** `PyUnicode_AsUTF8AndSize` (pyo3's
+//!   `PyBackedStr`) builds the UTF-8 of a non-ASCII `str` and caches it on the `str` for its
+//!   lifetime: `encode_to_numpy` of 20 MB peaked at tokens + the whole text (cl100k "unicode"
+//!   38.1 MB against a 37.1 MB budget). [`for_each_str_part`] reads a `str` past 2 Mi characters
+//!   a chunk (1 Mi characters) at a time through `PyUnicode_Substring` + `PyUnicode_AsUTF8String`
+//!   (freed after) and hands it over up to its last safe cut (`crate::pretok::cut`, the corpus'
+//!   and training's rule; one owner), so the parts encode to the tokens of the whole (tests cut
+//!   every few characters against tiktoken). ASCII `str`s (`str.isascii`, O(1)) are read whole:
+//!   their characters are their UTF-8, no copy. Measured (`benches/bench_memory.py`, 20 MB, load
+//!   6-9): extra MB over the baseline / budget, "unicode" text: gpt2 35.2/55.6, p50k 23.5/42.5,
+//!   cl100k 18.7/37.1 (was 38.1), o200k 19.0/37.4; every "ascii" cell the same as its "unicode"
+//!   one. Cost: CPU time of `encode_to_numpy` on 6 M characters of mostly-ASCII text with some
+//!   non-ASCII (cl100k, A/B in one process, fresh `str` each round, load 9-11): 1.07x the
+//!   whole-text read with 1 Mi-character chunks, 1.10x with 256 Ki (the substring copy and a
+//!   second UTF-8 scan); 1.03x for 3 M characters of non-Latin text (o200k). Texts of at most
+//!   2 Mi characters (every cold-benchmark call) are read whole as before. Left: pure CJK text
+//!   has no safe cut (the rule reads ASCII context only), so it is read in doubling chunks and
+//!   ends whole (no saving, but nothing cached on the `str`); a cut rule for a `\n` between
+//!   non-ASCII non-space characters would cover it.
+//! - **Tried and dropped: reading a batch while encoding it (issue 15).** For a `list` of `str`
+//!   past 256 Ki characters, `encode_batch_to_numpy` started the flat encoder on a thread of its
+//!   own at once (blocks planned by characters) while the GIL-holding thread converted the
+//!   `str`s to UTF-8 in order (workers waited on a condvar for a document not read yet; woken
+//!   every 32 Ki characters), then released the GIL and joined. Exact (tests), CPU time
+//!   unchanged (cl100k non-Latin, 2 MB in 1-10 KB documents, 2 threads: 85.7 vs 85.8 ms), but the
+//!   wall time was worse than reading the list first, in every interleaved A/B (list streamed vs
+//!   a tuple of the same fresh `str`s, 7-11 rounds, medians, load 6-8 on 2 cores): 79.0 vs 66.5,
+//!   64.7 vs 60.2, 98.6 vs 83.6 ms (o200k English 1.38x vs 1.88x one thread); again at load 2.5:
+//!   49.3 vs 48.5, 52.8 vs 47.5, 48.9 vs 45.1 ms (o200k non-Latin 79.6 vs 78.8). Not understood in
+//!   the time left (a third runnable thread on 2 busy cores, the coarse wake-ups, blocks planned
+//!   by characters being a third of their bytes for non-Latin text are candidates); to be
+//!   measured on a quiet machine before trying again.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray};
 use pyo3::exceptions::PyOverflowError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyList};
+use pyo3::types::{PyBytes, PyInt, PyList, PyString};
 
 use crate::vocab::Rank;
 
@@ -346,4 +378,96 @@ fn array_tokens(tokens: &Bound<'_, PyAny>) -> Option<Vec<Rank>> {
     }
     from_dtypes!(u32, i64, i32, u64, u16, i16, u8, i8);
     None
+}
+
+/// Characters of a long non-ASCII `str` converted to UTF-8 at a time (see [`for_each_str_part`]);
+/// changed only by the tests (`_fastllm._set_str_chunk_chars`).
+static STR_CHUNK_CHARS: AtomicUsize = AtomicUsize::new(1 << 20);
+
+/// Sets the characters converted at a time for a long `str` (at least 2) and returns the previous
+/// value: a test hook, so that short test texts are cut in many places.
+#[pyfunction]
+#[pyo3(name = "_set_str_chunk_chars")]
+pub(super) fn set_str_chunk_chars(chars: usize) -> usize {
+    STR_CHUNK_CHARS.swap(chars.max(2), Ordering::Relaxed)
+}
+
+/// Calls `f` on the UTF-8 of `text`, in order, whole or in parts that together are `text`.
+///
+/// A short or ASCII `str` is one part: its UTF-8 (an ASCII `str`'s own characters, no copy).
+/// A long non-ASCII one, when `cuttable` (the encoding's pieces survive safe cuts, see
+/// `crate::pretok::cut`), is read a chunk of characters at a time (`PyUnicode_Substring`, then
+/// its UTF-8 as a `bytes`, both freed after), and each chunk is handed over up to its last safe
+/// cut in its second half (a chunk without one is read again twice as long; the last is handed
+/// over whole). So the parts encode to the tokens of the whole, and the UTF-8 of the whole `str`
+/// is never held: `PyUnicode_AsUTF8AndSize` would build it and cache it on the `str` for the
+/// `str`'s lifetime (20 MB of text: 20 MB more at the peak, and after). See `encoding.rs`'s notes.
+pub(super) fn for_each_str_part(
+    text: &Bound<'_, PyString>,
+    cuttable: bool,
+    mut f: impl FnMut(&str) -> PyResult<()>,
+) -> PyResult<()> {
+    let py = text.py();
+    let chunk = STR_CHUNK_CHARS.load(Ordering::Relaxed).max(2);
+    // SAFETY: `text` is a live str and the GIL is held.
+    let len = unsafe { ffi::PyUnicode_GetLength(text.as_ptr()) };
+    let len = usize::try_from(len).map_err(|_| PyErr::fetch(py))?;
+    if !cuttable
+        || len <= 2 * chunk
+        || text
+            .call_method0(pyo3::intern!(py, "isascii"))?
+            .is_truthy()?
+    {
+        return f(text.to_str()?);
+    }
+    let (mut start, mut want) = (0usize, chunk);
+    while start < len {
+        let end = start.saturating_add(want).min(len);
+        let part = utf8_of(text, start, end)?;
+        let bytes = part.as_bytes();
+        // SAFETY: `PyUnicode_AsUTF8String` (strict: a lone surrogate raises
+        // `UnicodeEncodeError`) returns valid UTF-8.
+        let chars = unsafe { std::str::from_utf8_unchecked(bytes) };
+        if end == len {
+            return f(chars);
+        }
+        let Some(cut) = crate::pretok::cut::last_safe_cut(bytes, bytes.len() / 2) else {
+            want = want.saturating_mul(2);
+            continue;
+        };
+        // A safe cut is before an ASCII byte (`\n`-cut: after the newline; word cut: the space),
+        // always a character boundary.
+        let head = chars
+            .get(..cut)
+            .ok_or_else(|| PyOverflowError::new_err("internal error: a cut inside a character"))?;
+        f(head)?;
+        // Characters are the bytes that do not continue a UTF-8 sequence.
+        start += head.bytes().filter(|&b| (b as i8) >= -0x40).count();
+        want = chunk;
+    }
+    Ok(())
+}
+
+/// The UTF-8 of characters `start..end` of `text`, as a new `bytes` (nothing cached on `text`).
+fn utf8_of<'py>(
+    text: &Bound<'py, PyString>,
+    start: usize,
+    end: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let py = text.py();
+    let (start, end) = (
+        ffi::Py_ssize_t::try_from(start)?,
+        ffi::Py_ssize_t::try_from(end)?,
+    );
+    // SAFETY: the GIL is held, `text` is a live str and `0 <= start <= end <= len(text)`;
+    // PyUnicode_Substring returns a new reference, or NULL with an exception set.
+    let sub = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_Substring(text.as_ptr(), start, end))
+    }?;
+    // SAFETY: `sub` is a live str; PyUnicode_AsUTF8String returns a new reference to a bytes, or
+    // NULL with an exception set (UnicodeEncodeError for a lone surrogate).
+    let bytes =
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_AsUTF8String(sub.as_ptr())) }?;
+    // SAFETY: PyUnicode_AsUTF8String returns a bytes.
+    Ok(unsafe { bytes.cast_into_unchecked() })
 }

@@ -12,9 +12,11 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 
-use super::convert::{extract_tokens, IntCache};
+use super::convert::{extract_tokens, for_each_str_part, set_str_chunk_chars, IntCache};
+use crate::bpe::PieceMemo;
 use crate::encoding::{CoreBpe, SpecialSet, Text};
 use crate::flat;
+use crate::pretok::cut;
 use crate::vocab::{self, Rank, Ranks};
 
 #[pyclass(frozen, name = "CoreBPE", module = "fastllm._fastllm")]
@@ -22,14 +24,20 @@ pub struct PyCoreBpe {
     pub(super) inner: Arc<CoreBpe>,
     /// Python ints for the token lists (see `convert`).
     ints: IntCache,
+    /// Whether text may be encoded in parts cut at safe cuts (`crate::pretok::cut`): the pattern
+    /// keeps its pieces there and no special token spans one.
+    cuttable: bool,
 }
 
 impl PyCoreBpe {
     fn wrap(inner: CoreBpe) -> Self {
         let bound = inner.max_token_value() as usize + 1;
+        let names: Vec<&str> = inner.special_tokens().map(|(name, _)| name).collect();
+        let cuttable = cut::keeps_pieces(inner.pattern()) && cut::keeps_specials(&names);
         PyCoreBpe {
-            inner: Arc::new(inner),
             ints: IntCache::new(bound),
+            cuttable,
+            inner: Arc::new(inner),
         }
     }
 
@@ -246,15 +254,33 @@ impl PyCoreBpe {
         self.to_list(py, &tokens)
     }
 
+    /// Encodes into a NumPy array. A long non-ASCII `str` is read and encoded in parts cut at
+    /// safe cuts (`convert::for_each_str_part`), so the UTF-8 of the whole is never held (nor
+    /// cached on the `str`); the parts share one piece memo and one output.
     fn encode_to_numpy<'py>(
         &self,
         py: Python<'py>,
-        text: PyBackedStr,
+        text: &Bound<'py, PyString>,
         allowed_special: &Bound<'py, PyAny>,
         disallowed_special: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<Rank>>> {
         let (allowed, disallowed) = self.special_sets(allowed_special, disallowed_special)?;
-        let tokens = py.detach(|| self.inner.encode_to_vec(&text, &allowed, &disallowed))?;
+        let mut tokens: Vec<Rank> = Vec::new();
+        let mut memo = PieceMemo::default();
+        let mut first = true;
+        for_each_str_part(text, self.cuttable, |part| {
+            if std::mem::take(&mut first) {
+                // At most one token a byte; pages never written are never resident. A first
+                // part shorter than the text (a long non-ASCII str) grows as needed.
+                let _ = tokens.try_reserve_exact(part.len() + 1);
+            }
+            py.detach(|| {
+                self.inner
+                    .encode_with(part, &allowed, &disallowed, &mut memo, &mut tokens)
+            })?;
+            Ok(())
+        })?;
+        tokens.shrink_to_fit();
         Ok(tokens.into_pyarray(py))
     }
 
@@ -536,5 +562,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(read_vocab_file, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(set_str_chunk_chars, m)?)?;
     Ok(())
 }
