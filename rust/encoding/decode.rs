@@ -47,7 +47,13 @@
 //!   gpt2 non-Latin 7.78 ms transcoded vs 8.30 through Python's decoder vs 9.83 through the
 //!   UTF-16 table; cl100k 8.83 vs 7.64 vs 5.98, o200k 7.06 vs 6.35 vs 4.29 (so cl100k and o200k
 //!   keep the table). With the list read in place: `decode_ratio.py --rounds 5` (taskset -c 1,
-//!   load 8.5-10.3) gpt2 non-Latin 2.13x -> 2.70x, every cell 2.70-4.04x.
+//!   load 8.5-10.3) gpt2 non-Latin 2.13x -> 2.70x, every cell 2.70-4.04x; `--rounds 9` (load
+//!   7.1 -> 5.9): 9/9 cells >= 2.5x, lowest gpt2 non-Latin 2.68x. Cold (`benches/cold.py
+//!   --only decode --procs 3 --cpu 0 --peers fastllm tiktoken`, `report.py --clock cpu`, load
+//!   4-7, noisy: the same command before this step gave gpt2 non-Latin 2.6x, after 2.1x): 3/9,
+//!   worst cl100k non-Latin 1.74x. fastllm's first call is 20-40% slower than its warm third
+//!   call (tiktoken's ~10%): the fresh pages of the id list, the bytes and the `str`, and the
+//!   tables out of cache, weigh more in a 3-5 ms call than in tiktoken's 10-15 ms. Not done.
 //!   The transcoder's loop is bound by its carried dependency (the next load's address is the
 //!   last character's length): about 3 ns a character; a per-token table of partial characters
 //!   (lead and trailing bytes beside the whole units) would take the split tokens a token at a
