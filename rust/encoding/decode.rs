@@ -34,6 +34,30 @@
 //!   Tried and dropped: checking and converting the decoded bytes in Rust (std's `from_utf8` and
 //!   `encode_utf16`, then encoding_rs's converter): 4.5-6 ms for that 1 MB, slower than Python's
 //!   own decoder on this mixed-script text.
+//! - **gpt2's non-Latin text (phase 6).** `perf` of a warm gpt2 decode of the 1 MB non-Latin
+//!   sample (620k tokens, 56% whole characters; 72% of its characters are two-byte ones):
+//!   reading the list 32% (`PyLong_AsUnsignedLong` 20%: now read in place, see
+//!   `py/convert.rs`), Python's UTF-8 decoder 24%, `decode_into` 18%, page faults ~10%.
+//!   Such text (mostly non-ASCII, under [`WHOLE_SHARE`] whole) now takes [`Path::Transcode`]:
+//!   the bytes, then [`utf8_to_utf16`], whose inner loop takes ASCII and two-byte characters
+//!   without a branch on which of the two (`i += 1 + two`; the first, branchy version
+//!   mispredicted at every word and was slower than Python's decoder); three- and four-byte
+//!   characters and every invalid byte take the full check, and invalid UTF-8 goes to Python's
+//!   decoder as before. Measured in one process, A/B by path (CPU time, median of 9, load 8.8):
+//!   gpt2 non-Latin 7.78 ms transcoded vs 8.30 through Python's decoder vs 9.83 through the
+//!   UTF-16 table; cl100k 8.83 vs 7.64 vs 5.98, o200k 7.06 vs 6.35 vs 4.29 (so cl100k and o200k
+//!   keep the table). With the list read in place: `decode_ratio.py --rounds 5` (taskset -c 1,
+//!   load 8.5-10.3) gpt2 non-Latin 2.13x -> 2.70x, every cell 2.70-4.04x; `--rounds 9` (load
+//!   7.1 -> 5.9): 9/9 cells >= 2.5x, lowest gpt2 non-Latin 2.68x. Cold (`benches/cold.py
+//!   --only decode --procs 3 --cpu 0 --peers fastllm tiktoken`, `report.py --clock cpu`, load
+//!   4-7, noisy: the same command before this step gave gpt2 non-Latin 2.6x, after 2.1x): 3/9,
+//!   worst cl100k non-Latin 1.74x. fastllm's first call is 20-40% slower than its warm third
+//!   call (tiktoken's ~10%): the fresh pages of the id list, the bytes and the `str`, and the
+//!   tables out of cache, weigh more in a 3-5 ms call than in tiktoken's 10-15 ms. Not done.
+//!   The transcoder's loop is bound by its carried dependency (the next load's address is the
+//!   last character's length): about 3 ns a character; a per-token table of partial characters
+//!   (lead and trailing bytes beside the whole units) would take the split tokens a token at a
+//!   time, not done.
 
 use crate::error::{try_reserve, Error, Result};
 use crate::vocab::Rank;
@@ -369,7 +393,8 @@ const RUNS: usize = 16;
 
 impl Text {
     pub(super) fn new(decoder: &Decoder, tokens: &[Rank]) -> Result<Text> {
-        if utf16_pays(decoder, tokens) {
+        let path = choose(decoder, tokens);
+        if path == Path::Units {
             if let Some(units) = decoder.decode_utf16(tokens)? {
                 return Ok(Text::Utf16(units));
             }
@@ -377,16 +402,148 @@ impl Text {
         let mut bytes = Vec::new();
         try_reserve(&mut bytes, tokens.len() * 4 + 256, "the decoded bytes")?;
         decoder.decode_into(tokens, &mut bytes)?;
+        if path == Path::Transcode {
+            let mut units = Vec::new();
+            try_reserve(&mut units, bytes.len(), "the decoded text")?;
+            if utf8_to_utf16(&bytes, &mut units) {
+                return Ok(Text::Utf16(units));
+            }
+        }
         Ok(Text::Utf8(bytes))
     }
 }
 
-/// Whether UTF-16 pays for `tokens`: at least one byte in [`NON_ASCII_SHARE`] of the sampled
-/// tokens' bytes is not ASCII, and at least [`WHOLE_SHARE`] percent of the sampled tokens are
-/// whole characters (gpt2 cuts most CJK characters into bytes: 56% of its tokens of the
-/// non-Latin sample are whole, where the byte-at-a-time path is slower than Python's decoder;
-/// cl100k 96%, o200k 98%).
-fn utf16_pays(decoder: &Decoder, tokens: &[Rank]) -> bool {
+/// How [`Text::new`] makes the text of a decode.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Path {
+    /// Bytes for Python's UTF-8 decoder (mostly ASCII).
+    Utf8,
+    /// UTF-16 from the table of whole-character tokens ([`Decoder::decode_utf16`]).
+    Units,
+    /// Bytes, then UTF-16 from them ([`utf8_to_utf16`]): mostly non-ASCII text whose tokens
+    /// are often parts of characters.
+    Transcode,
+}
+
+/// Appends the UTF-16 of `bytes` to `out` (which has room for `bytes.len()` more units);
+/// `false` (and `out` of no use) if `bytes` is not valid UTF-8 (the standard's well-formed
+/// sequences, Table 3-7: no overlong forms, no surrogates, nothing past U+10FFFF).
+fn utf8_to_utf16(bytes: &[u8], out: &mut Vec<u16>) -> bool {
+    let start = out.len();
+    // At most one unit per byte: written by index, the rest cut off at the end.
+    out.resize(start + bytes.len(), 0);
+    let Some(dst) = out.get_mut(start..) else {
+        return false;
+    };
+    let (mut i, mut j) = (0, 0);
+    let n = bytes.len();
+    while i < n {
+        // ASCII and two-byte characters (most non-Latin scripts but CJK) without a branch on
+        // which of the two: a branchy loop mispredicted at every word (see the module notes).
+        while let Some(&[b0, b1]) = bytes.get(i..i + 2) {
+            let two = (0xC2..=0xDF).contains(&b0);
+            if (b0 >= 0x80 && !two) || (two && (b1 as i8) >= -64) {
+                // A longer character or not UTF-8: the full check below.
+                break;
+            }
+            if b0 < 0x80 && b1 < 0x80 {
+                // An ASCII run, 16 bytes at a time while they are all ASCII.
+                if let (Some(chunk), Some(to)) = (bytes.get(i..i + 16), dst.get_mut(j..j + 16)) {
+                    let word =
+                        u128::from_le_bytes(<[u8; 16]>::try_from(chunk).unwrap_or([0x80; 16]));
+                    if word & 0x8080_8080_8080_8080_8080_8080_8080_8080 == 0 {
+                        for (d, &s) in to.iter_mut().zip(chunk) {
+                            *d = u16::from(s);
+                        }
+                        i += 16;
+                        j += 16;
+                        continue;
+                    }
+                }
+            }
+            let pair = (u16::from(b0 & 0x1F) << 6) | u16::from(b1 & 0x3F);
+            let Some(d) = dst.get_mut(j) else {
+                return false;
+            };
+            *d = if two { pair } else { u16::from(b0) };
+            i += 1 + usize::from(two);
+            j += 1;
+        }
+        let Some(&b0) = bytes.get(i) else {
+            break;
+        };
+        if b0 < 0x80 {
+            // The last byte.
+            let Some(d) = dst.get_mut(j) else {
+                return false;
+            };
+            *d = u16::from(b0);
+            i += 1;
+            j += 1;
+            continue;
+        }
+        let cont = |k: usize| bytes.get(i + k).map_or(0, |&b| b);
+        let is_cont = |b: u8| (b as i8) < -64;
+        let unit = if b0 < 0xE0 {
+            let b1 = cont(1);
+            if b0 < 0xC2 || !is_cont(b1) {
+                return false;
+            }
+            i += 2;
+            (u16::from(b0 & 0x1F) << 6) | u16::from(b1 & 0x3F)
+        } else if b0 < 0xF0 {
+            let (b1, b2) = (cont(1), cont(2));
+            let (lower, upper) = match b0 {
+                0xE0 => (0xA0, 0xBF),
+                0xED => (0x80, 0x9F),
+                _ => (0x80, 0xBF),
+            };
+            if b1 < lower || b1 > upper || !is_cont(b2) {
+                return false;
+            }
+            i += 3;
+            (u16::from(b0 & 0x0F) << 12) | (u16::from(b1 & 0x3F) << 6) | u16::from(b2 & 0x3F)
+        } else {
+            let (b1, b2, b3) = (cont(1), cont(2), cont(3));
+            let (lower, upper) = match b0 {
+                0xF0 => (0x90, 0xBF),
+                0xF1..=0xF3 => (0x80, 0xBF),
+                0xF4 => (0x80, 0x8F),
+                _ => return false,
+            };
+            if b1 < lower || b1 > upper || !is_cont(b2) || !is_cont(b3) {
+                return false;
+            }
+            i += 4;
+            let code = (u32::from(b0 & 0x07) << 18)
+                | (u32::from(b1 & 0x3F) << 12)
+                | (u32::from(b2 & 0x3F) << 6)
+                | u32::from(b3 & 0x3F);
+            let c = code - 0x1_0000;
+            // Four bytes make two units: there is room (units <= bytes read).
+            let Some(d) = dst.get_mut(j) else {
+                return false;
+            };
+            *d = 0xD800 | (c >> 10) as u16;
+            j += 1;
+            0xDC00 | (c & 0x3FF) as u16
+        };
+        let Some(d) = dst.get_mut(j) else {
+            return false;
+        };
+        *d = unit;
+        j += 1;
+    }
+    out.truncate(start + j);
+    true
+}
+
+/// How to make the text of `tokens`: UTF-16 when at least one byte in [`NON_ASCII_SHARE`] of
+/// the sampled tokens' bytes is not ASCII: from the table when at least [`WHOLE_SHARE`] percent
+/// of the sampled tokens are whole characters (cl100k 96% of the non-Latin sample, o200k 98%),
+/// else transcoded from the bytes (gpt2 cuts many characters into bytes: 56% whole, where the
+/// table's byte-at-a-time path is slower than Python's decoder).
+fn choose(decoder: &Decoder, tokens: &[Rank]) -> Path {
     let end = tokens.len();
     let step = end.saturating_sub(SAMPLE) / (RUNS - 1);
     let sample: Vec<Rank> = if end <= SAMPLE * RUNS {
@@ -405,7 +562,7 @@ fn utf16_pays(decoder: &Decoder, tokens: &[Rank]) -> bool {
     let _ = decoder.decode_into(&sample, &mut bytes);
     let non_ascii = non_ascii_bytes(&bytes);
     if non_ascii == 0 || non_ascii * NON_ASCII_SHARE < bytes.len() {
-        return false;
+        return Path::Utf8;
     }
     let table = decoder.units();
     let whole = sample
@@ -416,10 +573,14 @@ fn utf16_pays(decoder: &Decoder, tokens: &[Rank]) -> bool {
                 .is_some_and(|u| u[UNITS] != NOT_WHOLE)
         })
         .count();
-    whole * 100 >= sample.len() * WHOLE_SHARE
+    if whole * 100 >= sample.len() * WHOLE_SHARE {
+        Path::Units
+    } else {
+        Path::Transcode
+    }
 }
 
-/// See [`utf16_pays`].
+/// See [`choose`].
 const WHOLE_SHARE: usize = 80;
 
 /// How many bytes of `bytes` are not ASCII (a word at a time: their top bits).
@@ -621,6 +782,72 @@ mod tests {
             let bytes: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
             let slow = bytes.iter().filter(|&&b| b >= 0x80).count();
             assert_eq!(non_ascii_bytes(&bytes), slow);
+        }
+    }
+    #[test]
+    fn transcode_equals_std_on_valid_and_invalid_sequences() {
+        let valid = [
+            "a",
+            " ",
+            "é",
+            "Ж",
+            "中",
+            "🎉",
+            "\u{7F}",
+            "\u{80}",
+            "\u{7FF}",
+            "\u{800}",
+            "\u{D7FF}",
+            "\u{E000}",
+            "\u{FFFF}",
+            "\u{10000}",
+            "\u{10FFFF}",
+            "abcdefghijklmnopqrstuvwxyz",
+            "слово ",
+            "中文的 ",
+        ];
+        let invalid: [&[u8]; 14] = [
+            &[0x80],
+            &[0xBF],
+            &[0xC0, 0x80],
+            &[0xC1, 0xBF],
+            &[0xC2],
+            &[0xE0, 0x80, 0x80],
+            &[0xE0, 0x9F, 0xBF],
+            &[0xED, 0xA0, 0x80],
+            &[0xE4, 0xB8],
+            &[0xF0, 0x8F, 0xBF, 0xBF],
+            &[0xF0, 0x9F, 0x8E],
+            &[0xF4, 0x90, 0x80, 0x80],
+            &[0xF5, 0x80, 0x80, 0x80],
+            &[0xFF],
+        ];
+        let mut x = 987_654_321u64;
+        let mut next = |m: usize| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as usize % m
+        };
+        for round in 0..4000 {
+            let mut bytes = Vec::new();
+            for _ in 0..round % 50 {
+                if next(40) == 0 {
+                    bytes.extend_from_slice(invalid[next(invalid.len())]);
+                } else {
+                    bytes.extend_from_slice(valid[next(valid.len())].as_bytes());
+                }
+            }
+            let expected: Option<Vec<u16>> = std::str::from_utf8(&bytes)
+                .ok()
+                .map(|s| s.encode_utf16().collect());
+            let mut out = vec![7u16];
+            let ok = utf8_to_utf16(&bytes, &mut out);
+            assert_eq!(ok, expected.is_some(), "{bytes:?}");
+            if let Some(units) = expected {
+                assert_eq!(out[0], 7);
+                assert_eq!(&out[1..], &units[..], "{bytes:?}");
+            }
         }
     }
 }
