@@ -12,6 +12,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::bpe::PieceMemo;
 use crate::encoding::CoreBpe;
 use crate::error::{Error, Result};
 
@@ -108,6 +109,7 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
                     plan.start,
                     plan.raw_before,
                     plan.job_bytes,
+                    threads,
                     plan.cuttable,
                     &mut emit,
                 );
@@ -128,6 +130,7 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
             let result_tx = result_tx.clone();
             let encoder = std::thread::Builder::new().spawn_scoped(scope, move || {
                 let mut tokens = Vec::new();
+                let mut memo = PieceMemo::default();
                 loop {
                     let next = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
@@ -145,6 +148,7 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
                             &job,
                             plan.dtype,
                             &mut tokens,
+                            &mut memo,
                         )
                     }))
                     .unwrap_or_else(|_| {
