@@ -12,7 +12,6 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::bpe::PieceMemo;
 use crate::encoding::CoreBpe;
 use crate::error::{Error, Result};
 
@@ -130,7 +129,6 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
             let result_tx = result_tx.clone();
             let encoder = std::thread::Builder::new().spawn_scoped(scope, move || {
                 let mut tokens = Vec::new();
-                let mut memo = PieceMemo::default();
                 loop {
                     let next = match job_rx.lock() {
                         Ok(rx) => rx.recv(),
@@ -148,7 +146,6 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
                             &job,
                             plan.dtype,
                             &mut tokens,
-                            &mut memo,
                         )
                     }))
                     .unwrap_or_else(|_| {

@@ -194,11 +194,8 @@ fn encode_segment(
     Ok(())
 }
 
-/// Encodes a job; `dtype` None only counts. `tokens` is the thread's scratch buffer and `memo`
-/// its piece memo, both kept between jobs (pages not faulted in again, pieces not merged again
-/// for every job; the memo bounds its own size). One memo per thread, not per document: a JSONL
-/// line or Parquet row of a few KB would start it empty every time (non-Latin batches cost 1.4x
-/// the CPU that way).
+/// Encodes a job; `dtype` None only counts. `tokens` is the thread's scratch buffer (kept
+/// between jobs, so its pages are not faulted in again for every job).
 pub fn encode_job(
     bpe: &CoreBpe,
     settings: &Settings,
@@ -206,10 +203,12 @@ pub fn encode_job(
     job: &Job,
     dtype: Option<Dtype>,
     tokens: &mut Vec<Rank>,
-    memo: &mut PieceMemo,
 ) -> Result<Encoded> {
     let mut out = Encoded::default();
     tokens.clear();
+    // One piece memo for the whole job, not one per document: a JSONL line or Parquet row of a
+    // few KB would start it empty every time (non-Latin batches cost 1.4x the CPU that way).
+    let mut memo = PieceMemo::default();
     for segment in &job.segments {
         let (Some(input), Some(bytes)) = (
             inputs.get(segment.file),
@@ -219,7 +218,9 @@ pub fn encode_job(
                 "internal error: a segment outside its job".into(),
             ));
         };
-        encode_segment(bpe, settings, input, segment, bytes, tokens, memo, &mut out)?;
+        encode_segment(
+            bpe, settings, input, segment, bytes, tokens, &mut memo, &mut out,
+        )?;
     }
     lay_out(tokens, dtype, &mut out)?;
     Ok(out)
