@@ -36,7 +36,10 @@
 //!   first checkpoint, before anything is written, no longer syncs; background syncs every
 //!   4 MiB (was 16) leave less for the last one. `bench_corpus.py` at load 4.5-9 does not tell
 //!   them apart: CPU ratio 0.87 and 0.97 before, 0.89, 0.90 and 0.92 after (these three with
-//!   the per-thread memo; wall 0.66-1.24 on both sides); the lead's quiet rerun decides.
+//!   the per-thread memo; wall 0.66-1.24 on both sides); at load 1-2, interleaved pairs of
+//!   runs, main 0.70/0.87, 0.80/0.91, 0.81/0.85 (wall/CPU), this 0.71/0.79, 0.79/0.87,
+//!   0.81/0.90: no gain the bench can see yet (the strace figures above are at load 9, where
+//!   the removal cost most); the lead's quiet rerun decides.
 //!   Left: Python's `_prepare` (one `os.stat` and format check per file, 20-29 ms CPU for
 //!   1,790 files at that load) runs before Rust starts and is serial; the
 //!   identity hashes (2.2%) keep their 16 KiB spans, since changing them changes every sidecar.
