@@ -18,6 +18,31 @@
 //!   fixed cost per run and per file (stat, open, sidecar), ~10 ms for the stdlib; reading, UTF-8
 //!   validation, dtype conversion and writing are a few percent. Syncing the token file runs on a helper thread every 16 MiB,
 //!   so the final sync before the rename waits for little.
+//! - Serial and idle parts of a run (issue 15; `perf record -k CLOCK_MONOTONIC` per thread and
+//!   `strace -f -T` of the stdlib run, load 7-10 on the 2 shared cores, so wall figures are
+//!   inflated): encoder threads 82% of the run's CPU (about the batch call's CPU for the same
+//!   text), the calling thread 11% (Python's input resolution, its share of the identity hashes,
+//!   page-cache writes 1.8%, the sidecar), the reader 5% (read copies, 0.7% zeroing the job
+//!   buffer: `read_to_end` through the counting wrapper initializes it), the identity helper 2.4%
+//!   (sha256 2.2% in all). Tried and dropped: one piece memo per encoder thread for
+//!   all its jobs, as the batch call keeps one per worker (file/batch CPU 1.10-1.15 against
+//!   1.03-1.06 with one memo per 1 MiB job, interleaved, load 3: a job holds enough repeats).
+//!   Kept: (1) jobs shrink to a `2 N`-th of what is left to read (>= 64 KiB) near the end (`source::Reader::retarget`),
+//!   so the encoders finish together instead of one encoding the last full job alone;
+//!   (2) the end of a run: removing the old token file of a rerun took 16-28 ms of the
+//!   writing thread (freeing its page cache), now 0.03 ms (its pages are freed on a detached
+//!   helper that holds it open, 2-5 ms there); the token file's last sync runs beside the
+//!   index's and the sidecar's (three waits for the disk at once, not one after another); the
+//!   first checkpoint, before anything is written, no longer syncs; background syncs every
+//!   4 MiB (was 16) leave less for the last one. `bench_corpus.py` at load 4.5-9 does not tell
+//!   them apart: CPU ratio 0.87 and 0.97 before, 0.89, 0.90 and 0.92 after (these three with
+//!   the per-thread memo; wall 0.66-1.24 on both sides); at load 1-2, interleaved pairs of
+//!   runs, main 0.70/0.87, 0.80/0.91, 0.81/0.85 (wall/CPU), this 0.71/0.79, 0.79/0.87,
+//!   0.81/0.90: no gain the bench can see yet (the strace figures above are at load 9, where
+//!   the removal cost most); the lead's quiet rerun decides.
+//!   Left: Python's `_prepare` (one `os.stat` and format check per file, 20-29 ms CPU for
+//!   1,790 files at that load) runs before Rust starts and is serial; the
+//!   identity hashes (2.2%) keep their 16 KiB spans, since changing them changes every sidecar.
 //! - Resumable by construction: results are written in input order, so "everything before this
 //!   input position is written" is one position; checkpoints record it with the counts
 //!   (`output`). Output files get their final names only when complete.

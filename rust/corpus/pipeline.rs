@@ -108,6 +108,7 @@ pub fn run(plan: &Plan<'_>, handler: &mut dyn Handler) -> Result<()> {
                     plan.start,
                     plan.raw_before,
                     plan.job_bytes,
+                    threads,
                     plan.cuttable,
                     &mut emit,
                 );

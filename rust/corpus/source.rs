@@ -462,10 +462,12 @@ pub fn read_jobs(
     start: &Position,
     raw_before: u64,
     job_bytes: usize,
+    threads: usize,
     cuttable: bool,
     emit: &mut dyn FnMut(Item) -> bool,
 ) {
     let counter = Arc::new(AtomicU64::new(raw_before));
+    let total = identities.iter().map(|id| id.size).sum();
     let mut job = Job {
         data: Vec::with_capacity(job_bytes + (job_bytes >> 2)),
         segments: Vec::new(),
@@ -474,6 +476,9 @@ pub fn read_jobs(
     };
     let mut reader = Reader {
         job_bytes,
+        max_job: job_bytes,
+        total,
+        threads: threads.max(1),
         cuttable,
         counter,
         field,
@@ -557,7 +562,13 @@ impl Part<'_> {
 }
 
 struct Reader<'a> {
+    /// The size of the job being filled (see [`Reader::retarget`]).
     job_bytes: usize,
+    /// The size asked for, kept while most of the input is still to be read.
+    max_job: usize,
+    /// Bytes of all the inputs (as `counter` counts them).
+    total: u64,
+    threads: usize,
     /// Whether a long document may be cut at `crate::pretok::cut`'s safe cuts.
     cuttable: bool,
     counter: Arc<AtomicU64>,
@@ -566,6 +577,20 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Sizes the next jobs by what is left to read: `max_job` while more than `2 * threads`
+    /// jobs of it are left, then a `2 * threads`-th of the rest (at least `MIN_TAIL_JOB`), so
+    /// the last jobs are small and the encoders finish together instead of one core encoding
+    /// the last full job alone. The tokens do not depend on where jobs end.
+    fn retarget(&mut self) {
+        /// The smallest tail job.
+        const MIN_TAIL_JOB: usize = 64 << 10;
+        let left = self
+            .total
+            .saturating_sub(self.counter.load(Ordering::Relaxed));
+        let share = usize::try_from(left / (2 * self.threads as u64)).unwrap_or(usize::MAX);
+        self.job_bytes = share.clamp(MIN_TAIL_JOB.min(self.max_job), self.max_job);
+    }
+
     /// Sends `job` (when it has anything) and starts a new one with `carry` as its data.
     fn send(
         &self,
@@ -605,12 +630,18 @@ impl Reader<'_> {
 
     /// Ends the file `index`: reading goes on at the next one; a full job is sent (false when
     /// `emit` asked to stop).
-    fn file_done(&self, job: &mut Job, index: usize, emit: &mut dyn FnMut(Item) -> bool) -> bool {
+    fn file_done(
+        &mut self,
+        job: &mut Job,
+        index: usize,
+        emit: &mut dyn FnMut(Item) -> bool,
+    ) -> bool {
         // `job.end` is always where reading goes on after the job's last segment.
         job.end = Position {
             file: index + 1,
             ..Position::default()
         };
+        self.retarget();
         if job.data.len() >= self.job_bytes {
             let next = job.end.clone();
             return self.send(job, &[], next, emit);
@@ -659,6 +690,7 @@ impl Reader<'_> {
         let mut seg_start = job.data.len();
         let mut searched = seg_start;
         loop {
+            self.retarget();
             let target = if job.data.len() < self.job_bytes {
                 self.job_bytes
             } else {
@@ -842,6 +874,8 @@ impl Reader<'_> {
             let n = array.len();
             push_strings(array.as_ref(), &mut job.data, &mut ends, seg_start, path)?;
             rows_done += n as u64;
+            account(&self.counter, rows_done);
+            self.retarget();
             if job.data.len() >= self.job_bytes {
                 let rows = std::mem::take(&mut ends);
                 job.segments

@@ -877,3 +877,63 @@ fn one_file_s_bytes_encode_as_the_run_reads_the_file() -> TestResult {
         _ => check(false, "both fail"),
     }
 }
+
+/// Jobs shrink near the end of a run (`source::Reader::retarget`) and a rerun replaces an old
+/// output whose files are let go on a helper thread: the tokens, index and sidecar are those of
+/// the documents, whatever the job sizes, and nothing of the old output is left.
+#[test]
+fn tail_jobs_and_rerun_over_an_old_output() -> TestResult {
+    let encoder = gpt2()?;
+    let dir = TempDir::new()?;
+    let docs: Vec<String> = (0..6).map(|i| sample_text(i, 60_000 + 5_000 * i)).collect();
+    let inputs: Vec<Input> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| dir.file(&format!("{i}.txt"), d.as_bytes()).map(text_input))
+        .collect::<std::io::Result<_>>()?;
+    let eot = encoder.eot_token();
+    let out = dir.0.join("out.bin");
+    for (threads, job_bytes) in [(2, 128 << 10), (3, 100_000), (1, 1 << 20)] {
+        let fresh = RunOptions {
+            resume: false,
+            ..options(threads, job_bytes)
+        };
+        let (want, starts) = expected(&encoder, &docs, eot)?;
+        let run = tokenize_files(
+            &encoder,
+            &inputs,
+            &out,
+            &settings(eot, false),
+            &fresh,
+            &mut no_progress(),
+        )?;
+        check(
+            read_u16(&out)? == want,
+            format!("tokens, {threads} threads"),
+        )?;
+        check(read_u64(&Paths::new(&out).idx)? == starts, "index")?;
+        check(run.meta["token_count"] == want.len() as u64, "sidecar")?;
+        // A shorter rerun over it: only its own tokens remain.
+        let (want, starts) = expected(&encoder, &docs[..1], eot)?;
+        tokenize_files(
+            &encoder,
+            &inputs[..1],
+            &out,
+            &settings(eot, false),
+            &fresh,
+            &mut no_progress(),
+        )?;
+        check(read_u16(&out)? == want, "the rerun's tokens")?;
+        check(
+            read_u64(&Paths::new(&out).idx)? == starts,
+            "the rerun's index",
+        )?;
+        let on_disk: Value = serde_json::from_slice(&fs::read(Paths::new(&out).meta)?)?;
+        check(
+            on_disk["token_count"] == want.len() as u64,
+            "the rerun's sidecar",
+        )?;
+        check(!Paths::new(&out).journal.exists(), "no journal left")?;
+    }
+    Ok(())
+}
