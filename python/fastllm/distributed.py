@@ -89,6 +89,11 @@ Design notes (measured on the 2-core development machine, see README "Past one m
   an earlier one (the ordered output) wait on disk while that unit is still being encoded:
   at most the units in flight (actors x Ray Data's tasks per actor), ~1 byte of tokens per
   byte of text here (gpt2, uint16): up to a few hundred MB per actor with 127 MB row groups.
+- Quiet (the lead, load 0.7-2.0, two invocations of ``ray_scaling.py --gb 1``, 3.11 GB of
+  text): local 106.1 / 88.1 MB/s; ray-2 steady 112.2 / 92.9 (1.06x / 1.05x), with start-up
+  0.74x / 0.71x; ray-1 steady 62.5 / 51.2 (2 vs 1: 1.79x / 1.81x); driver peak RSS 249 /
+  248 MB; CPU per MB of the whole run 1.3-1.4x the local run's. Last stop, tokens through
+  the store: 0.79x steady, 1.56x, 397 MB.
 - Tried and dropped with the parts: 4,096-row batches (ray-2 actors 72.6 vs 64.9 CPU-s under
   load 8-10: no gain, noise of that size); one result block per 16 MiB of text (a row per
   batch: ~180 blocks instead of ~1,040) 104.4 vs 104.7 CPU-s interleaved at load ~9: no
